@@ -1,0 +1,24 @@
+"""oligo-adapter: lesion measurements from DICOM SR (TID 1500) and FHIR to a per-lesion timeline,
+an oligo/polyprogression assessment and a FHIR DiagnosticReport.
+
+Stable API (DESIGN.md §5.2)::
+
+    report = adapter.read_sr(path_or_bytes)   # -> Report; raises adapter.InputError
+"""
+
+from .errors import InputError
+from .model import Code, Finding, Measurement, MeasurementKind, Report, Role
+from .sources import read_sr
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Code",
+    "Finding",
+    "InputError",
+    "Measurement",
+    "MeasurementKind",
+    "Report",
+    "Role",
+    "read_sr",
+]

@@ -1,0 +1,130 @@
+"""The `oligo` command line (DESIGN.md §5.1).
+
+Exit status: 0 every input used; 2 usage error or no usable input; 3 some inputs rejected (the rest
+processed). Each rejected input gets one line on stderr, "path: reason". Never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from .inputs import Outcome, read_all
+from .model import Finding, Measurement, Report
+
+EXIT_OK, EXIT_USAGE, EXIT_SOME_REJECTED = 0, 2, 3
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Lesion measurements from DICOM SR (TID 1500) to oligo/polyprogression reports.",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """oligo-adapter command line."""
+
+
+InputsArg = Annotated[list[str], typer.Argument(help="Files or directories (recursed).", show_default=False)]
+
+
+@app.command()
+def inspect(
+    inputs: InputsArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Show what was read from each input: patient, study, date, lesions, measurements (mm), warnings."""
+    outcomes = read_all(inputs)
+    _report_rejections(outcomes)
+    if as_json:
+        document = {
+            "inputs": [
+                {"path": o.path, "reports": [r.to_dict() for r in o.reports]} for o in outcomes if o.ok
+            ],
+            "rejected": [{"path": o.path, "reason": o.reason} for o in outcomes if not o.ok],
+        }
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for outcome in outcomes:
+            for report in outcome.reports:
+                sys.stdout.write(_describe_report(outcome.path, report))
+    raise typer.Exit(_exit_status(outcomes))
+
+
+def _report_rejections(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        if not outcome.ok:
+            sys.stderr.write(f"{outcome.path}: {outcome.reason}\n")
+
+
+def _exit_status(outcomes: list[Outcome]) -> int:
+    used = sum(1 for o in outcomes if o.ok)
+    if used == 0:
+        if not outcomes:
+            sys.stderr.write("oligo: no input files found\n")
+        return EXIT_USAGE
+    return EXIT_OK if used == len(outcomes) else EXIT_SOME_REJECTED
+
+
+def _describe_report(path: str, report: Report) -> str:
+    patient = report.patient_id or "(no patient id)"
+    if report.patient_issuer:
+        patient += f" ({report.patient_issuer})"
+    date = report.imaging_date.isoformat() if report.imaging_date else "(no date)"
+    flags = "/".join(f for f in (report.completion_flag, report.verification_flag) if f)
+    lines = [
+        path,
+        f"  patient {patient}  study {report.study_uid or '(none)'}  date {date}"
+        f" [{report.imaging_date_source or '-'}]",
+        f"  SR {report.source_id}  {flags}  {len(report.lesions)} lesion(s) of {len(report.findings)} finding(s)",
+    ]
+    lines += [f"  {_describe_finding(f)}" for f in report.findings]
+    lines += [f"  warning: {w}" for w in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _describe_finding(finding: Finding) -> str:
+    parts = [finding.name]
+    tags = []
+    if finding.role:
+        tags.append(finding.role.value)
+    if not finding.is_lesion:
+        tags.append("not a lesion")
+    if finding.anatomy.organ:
+        tags.append(finding.anatomy.organ + (" node" if finding.anatomy.nodal and "node" not in
+                                             finding.anatomy.organ else ""))
+    if finding.response:
+        tags.append(finding.response.meaning or finding.response.value)
+    if tags:
+        parts.append("[" + ", ".join(tags) + "]")
+    sizes = [_describe_measurement(m) for m in finding.measurements if m.kind.value != "other"]
+    others = sum(1 for m in finding.measurements if m.kind.value == "other")
+    if others:
+        sizes.append(f"{others} other measurement(s)")
+    return " ".join(parts) + (": " + ", ".join(sizes) if sizes else "")
+
+
+def _describe_measurement(m: Measurement) -> str:
+    if m.value is None:
+        unit = m.original_unit.value if m.original_unit else "no unit"
+        return f"{m.kind.value} {m.original_value} {unit} (quarantined)"
+    return f"{m.kind.value} {_number(m.value)} {m.unit}"
+
+
+def _number(value) -> str:
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.stderr.write("oligo: interrupted\n")
+        sys.exit(130)

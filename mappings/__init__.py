@@ -1,0 +1,1 @@
+"""Code tables as YAML data (see README.md); loaded by adapter.tables."""
