@@ -170,7 +170,7 @@ class Finding:
     measurements: tuple[Measurement, ...]
     template: str | None = None  # "1410" | "1411" | "1501" when stated
     method: Code | None = None
-    time_point: TimePoint | None = None
+    time_point: TimePointContext | None = None
     provenance: Provenance = Provenance()
 
     @property
@@ -215,7 +215,7 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
-class TimePoint:
+class TimePointContext:
     """Time point context (TID 1502) as stated in the report, if at all."""
 
     identifier: str | None = None  # Time Point (C2348792, UMLS) or Subject Time Point Identifier (126070)
@@ -259,7 +259,7 @@ class Report:
     preliminary_flag: str | None
     observer: str | None
     predecessors: tuple[str, ...]
-    time_point: TimePoint | None
+    time_point: TimePointContext | None
     findings: tuple[Finding, ...]
     warnings: tuple[str, ...]
 
@@ -291,3 +291,79 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "warnings": list(self.warnings),
         }
+
+
+# --- the longitudinal model (built by adapter.timeline, read by adapter.assess and adapter.emit) -------
+
+
+class MatchMethod(str, Enum):
+    """How an observation was linked to its lesion (DESIGN.md §3: provenance of every link)."""
+
+    FIRST_SEEN = "first-seen"  # the lesion's first appearance on the timeline
+    TRACKING_UID = "tracking-uid"  # same Tracking Unique Identifier (112040)
+    BODY_STRUCTURE = "body-structure"  # same mCODE Tumor / BodyStructure identifier (FHIR)
+    LABEL = "label"  # same normalised tracking identifier or label, same organ group
+    PROBABLE = "probable"  # same organ and laterality, nearest size within tolerance, unique pairing
+
+
+@dataclass(frozen=True, slots=True)
+class ScanTimePoint:
+    """One imaging study on a patient's timeline (several SRs of one study merge into it)."""
+
+    study_uid: str | None
+    date: dt.date | None
+    time: dt.time | None
+    reports: tuple[str, ...]  # source ids of the reports merged into this time point
+    superseded: tuple[str, ...] = ()  # source ids replaced by a later version of the same report
+    is_baseline: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "study_uid": self.study_uid,
+            "date": self.date.isoformat() if self.date else None,
+            "time": self.time.isoformat() if self.time else None,
+            "reports": list(self.reports),
+            "superseded": list(self.superseded),
+            "baseline": self.is_baseline,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LesionObservation:
+    """A lesion as seen at one time point, and how it was linked there."""
+
+    finding: Finding
+    source_id: str
+    match: MatchMethod
+
+    def to_dict(self) -> dict:
+        return {"source_id": self.source_id, "match": self.match.value,
+                "measurements": [m.to_dict() for m in self.finding.measurements]}
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedLesion:
+    """One lesion across time. `observations` is aligned with `PatientTimeline.time_points`;
+    None there means *not assessed* at that time point (absent from the reports), which is not the
+    same as *disappeared* (measured as 0 mm)."""
+
+    lesion_id: str
+    name: str
+    anatomy: Anatomy
+    site: Code | None
+    laterality: Code | None
+    role: Role | None  # as stated at baseline, if stated
+    is_new: bool  # first seen after the baseline time point
+    observations: tuple[LesionObservation | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientTimeline:
+    """Everything known about one patient's lesions, ordered by imaging date."""
+
+    patient_id: str
+    patient_issuer: str | None
+    time_points: tuple[ScanTimePoint, ...]
+    lesions: tuple[TrackedLesion, ...]
+    conflicts: tuple[str, ...] = ()  # identity conflicts reported instead of guessed
+    warnings: tuple[str, ...] = ()

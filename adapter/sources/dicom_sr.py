@@ -38,7 +38,7 @@ from ..model import (
     Report,
     Role,
     SourceKind,
-    TimePoint,
+    TimePointContext,
 )
 from .dicom_json import dataset_from_dicom_json, looks_like_dicom_json
 
@@ -783,10 +783,10 @@ def _time_point_item(item: Dataset, key, state: dict) -> None:
             pass
 
 
-def _time_point(state: dict) -> TimePoint | None:
+def _time_point(state: dict) -> TimePointContext | None:
     if not any(state.values()):
         return None
-    return TimePoint(**state)
+    return TimePointContext(**state)
 
 
 def _parse_date(text: str | None) -> dt.date | None:
