@@ -1,0 +1,5 @@
+"""`python -m adapter` is the `oligo` command."""
+
+from .cli import main
+
+main()
