@@ -40,6 +40,7 @@ from ..model import (
     SourceKind,
     TimePointContext,
 )
+from . import dicom_fast
 from .dicom_json import dataset_from_dicom_json, looks_like_dicom_json
 
 # SOP classes that can carry TID 1500 (STANDARDS.md §1.1).
@@ -110,16 +111,21 @@ def read_sr(source: str | os.PathLike | bytes | Dataset | dict, *, name: str | N
     does not yield at least one usable measurement group; never another exception for bad input.
     """
     label = name or _describe(source)
-    dataset, notes = load_dataset(source, label)
-    return report_from_dataset(dataset, label, notes)
-
-
-def load_dataset(source: str | os.PathLike | bytes | Dataset | dict, label: str) -> tuple[Dataset, list[str]]:
-    """Bytes, path, JSON or Dataset -> (Dataset, warnings raised while decoding)."""
     if isinstance(source, Dataset):
-        return source, []
+        return report_from_dataset(source, label=label)
     if isinstance(source, dict):
-        return _from_json_obj(source, label)
+        return report_from_dataset(*_from_json_obj(source, label), label=label)
+    data = _read_bytes(source, label)
+    if data.lstrip()[:1] in (b"{", b"["):
+        return report_from_dataset(*_from_json_bytes(data, label), label=label)
+    try:  # the fast path; it steps aside for anything pydicom must read (see dicom_fast)
+        return report_from_dataset(dicom_fast.parse(data), label=label)
+    except dicom_fast.NeedsPydicom:
+        pass
+    return report_from_dataset(*_from_part10(data, label), label=label)
+
+
+def _read_bytes(source: str | os.PathLike | bytes, label: str) -> bytes:
     if isinstance(source, (str, os.PathLike)):
         try:
             with open(source, "rb") as fh:
@@ -132,15 +138,17 @@ def load_dataset(source: str | os.PathLike | bytes | Dataset | dict, label: str)
         raise TypeError(f"read_sr takes a path, bytes, a DICOM JSON dict or a pydicom Dataset, not {type(source)}")
     if not data:
         raise InputError(label, "is empty")
-    if data.lstrip()[:1] in (b"{", b"["):
-        try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(label, f"is not valid JSON ({exc})") from None
-        if isinstance(obj, list) and len(obj) == 1:
-            obj = obj[0]
-        return _from_json_obj(obj, label)
-    return _from_part10(data, label)
+    return data
+
+
+def _from_json_bytes(data: bytes, label: str) -> tuple[Dataset, list[str]]:
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(label, f"is not valid JSON ({exc})") from None
+    if isinstance(obj, list) and len(obj) == 1:
+        obj = obj[0]
+    return _from_json_obj(obj, label)
 
 
 def _from_json_obj(obj: object, label: str) -> tuple[Dataset, list[str]]:
@@ -195,13 +203,13 @@ def _short(exc: BaseException) -> str:
 # --- document level ----------------------------------------------------------------------------------
 
 
-def report_from_dataset(ds: Dataset, label: str, notes: Iterable[str] = ()) -> Report:
+def report_from_dataset(ds: Dataset | dicom_fast.FastDataset, notes: Iterable[str] = (), *, label: str) -> Report:
     """Check that a dataset is a TID 1500 SR and turn it into a Report."""
     try:
         with pywarnings.catch_warnings(record=True) as caught:
             pywarnings.simplefilter("always")
             report = _Reader(ds, label).read()
-    except InputError:
+    except (InputError, dicom_fast.NeedsPydicom):
         raise
     except (RecursionError, MemoryError):
         raise InputError(label, "has a content tree too deep or too large to read") from None
@@ -221,7 +229,7 @@ def _with_warnings(report: Report, extra: list[str]) -> Report:
 
 
 def _check_sop_class(ds: Dataset, label: str, warn: list[str]) -> str | None:
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip() or None
+    sop_class = _text(_get(ds, "SOPClassUID"))
     if sop_class is None:
         warn.append("no SOP Class UID; read as an SR because it has a content tree")
         return None
@@ -266,7 +274,7 @@ class _Reader:
             elif key == IMAGE_LIBRARY:
                 library.scan(item)
             elif key == PERSON_OBSERVER and observer is None:
-                observer = str(item.get("PersonName", "") or "").strip() or None
+                observer = _text(_get(item, "PersonName"))
             elif key in (DEVICE_OBSERVER_UID, DEVICE_OBSERVER_NAME) and observer is None:
                 observer = str(_get(item, "UID") or _get(item, "TextValue") or "").strip() or None
             elif key in _TIME_POINT_KEYS:
@@ -673,11 +681,13 @@ class _ImageLibrary:
 _TAGS: dict[str, int] = {}
 
 
-def _get(ds: Dataset, keyword: str):
+def _get(ds: Dataset | dicom_fast.FastDataset, keyword: str):
     """`ds.get(keyword)` by tag: skips pydicom's keyword machinery, which dominates a large tree walk."""
     tag = _TAGS.get(keyword)
     if tag is None:
         tag = _TAGS[keyword] = pydicom.datadict.tag_for_keyword(keyword)
+    if type(ds) is dicom_fast.FastDataset:
+        return ds.value(tag)
     try:
         return ds[tag].value
     except KeyError:
