@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from functools import cache
+from functools import cache, lru_cache
 
 from pydicom.datadict import dictionary_VR
 from pydicom.valuerep import VALIDATORS
@@ -183,8 +183,12 @@ class _Parser:
         return items, pos
 
 
+@lru_cache(maxsize=8192)
 def _decode(vr: str, raw: bytes, encoding: str):
-    """Bytes -> the Python value the walker expects (strings stripped as pydicom strips them)."""
+    """Bytes -> the Python value the walker expects (strings stripped as pydicom strips them).
+
+    Cached: an SR repeats the same few hundred codes, meanings and relationship types many times.
+    """
     if vr == "FD":
         if len(raw) % 8:
             raise NeedsPydicom("bad FD length")

@@ -19,6 +19,7 @@ import warnings as pywarnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 import pydicom
 from pydicom import Dataset
@@ -709,8 +710,12 @@ def _code_of(sequence) -> Code | None:
     value = _text(_get(item, "CodeValue")) or _text(_get(item, "LongCodeValue")) or _text(_get(item, "URNCodeValue"))
     if value is None:
         return None
-    code = Code(value, _text(_get(item, "CodingSchemeDesignator")) or "", _text(_get(item, "CodeMeaning")) or "")
-    return tables.normalise_code(code)
+    return _code(value, _text(_get(item, "CodingSchemeDesignator")) or "", _text(_get(item, "CodeMeaning")) or "")
+
+
+@lru_cache(maxsize=4096)
+def _code(value: str, scheme: str, meaning: str) -> Code:
+    return tables.normalise_code(Code(value, scheme, meaning))
 
 
 def _concept(item: Dataset) -> Code | None:
