@@ -129,3 +129,32 @@ def test_laterality_and_role_codes_from_other_producers():
     assert finding.laterality == Code("24028007", "SCT")
     assert finding.anatomy.organ == "kidney"
     assert finding.qualitative == ()  # role and response are not repeated as free evaluations
+
+
+def test_long_and_urn_code_values():
+    ds = simple_sr()
+    (group,) = groups(ds)
+    finding_item = next(i for i in group.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "121071")
+    code = finding_item.ConceptCodeSequence[0]
+    del code.CodeValue
+    code.LongCodeValue, code.CodingSchemeDesignator, code.CodeMeaning = (
+        "LOCAL-NEOPLASM-CODE-LONGER-THAN-16", "99LOCAL", "Local neoplasm")
+    site_item = next(i for i in group.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "363698007")
+    site = site_item.ConceptCodeSequence[0]
+    del site.CodeValue
+    site.URNCodeValue, site.CodingSchemeDesignator, site.CodeMeaning = (
+        "urn:oid:2.16.840.1.113883.99.1", "99URN", "Liver segment VII")
+    (finding,) = adapter.read_sr(ds).findings
+    assert finding.finding == Code("LOCAL-NEOPLASM-CODE-LONGER-THAN-16", "99LOCAL")
+    assert finding.site == Code("urn:oid:2.16.840.1.113883.99.1", "99URN")
+    assert finding.anatomy.organ == "liver"  # by the meaning's keyword
+
+
+def test_groups_under_derived_imaging_measurements():
+    ds = simple_sr()
+    container = next(i for i in ds.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010")
+    container.ConceptNameCodeSequence[0].CodeValue = "126011"
+    container.ConceptNameCodeSequence[0].CodeMeaning = "Derived Imaging Measurements"
+    (finding,) = adapter.read_sr(ds).findings
+    assert finding.tracking_identifier == "Lesion 1"
+    assert [m.value for m in finding.measurements] == [Decimal("42.0"), Decimal("30.0")]
