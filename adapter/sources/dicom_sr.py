@@ -410,14 +410,13 @@ class _Reader:
                       f"{MAX_UID_LENGTH}; kept as given")
         if g.site is None and g.num_site is not None:
             g.site = g.num_site
-        usable = any(m.value is not None or m.quarantined for m in g.measurements)
-        if not (usable or g.role or g.response or g.qualitative or g.finding):
+        if not (g.measurements or g.role or g.response or g.qualitative or g.finding):
             self.warn(f"{name} holds no measurement, evaluation or coded finding; skipped")
             return None
         kind = tables.identifier_kind(g.tracking_identifier) if g.tracking_identifier else None
         anatomy = tables.anatomy_of(g.site)
-        if anatomy.organ is None and g.finding is not None:
-            anatomy = tables.anatomy_of(g.finding) if not tables.is_structure(g.finding, None) else anatomy
+        if anatomy.organ is None:  # e.g. Finding "Pulmonary metastasis" with no Finding Site
+            anatomy = tables.anatomy_of(g.finding)
         is_lesion = not tables.is_structure(g.finding, g.category) and g.role is not Role.NON_LESION
         return Finding(
             tracking_uid=g.tracking_uid,
