@@ -7,7 +7,7 @@
 from .build import TimelineProblem, TimelineResult, build_timeline_result, build_timelines
 from .keys import normalise_label, primary_size
 from .options import DEFAULT_OPTIONS, SameDayStudies, TimelineOptions
-from .serialise import timeline_to_dict
+from .serialise import describe_timeline, timeline_to_dict
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -17,6 +17,7 @@ __all__ = [
     "TimelineResult",
     "build_timeline_result",
     "build_timelines",
+    "describe_timeline",
     "normalise_label",
     "primary_size",
     "timeline_to_dict",

@@ -44,3 +44,27 @@ def _observation(observation: LesionObservation | None) -> dict | None:
         return None  # not assessed at this time point (absent), which is not "disappeared" (0 mm)
     size = primary_size(observation.finding)
     return {"size_mm": float(size) if size is not None else None, **observation.to_dict()}
+
+
+def describe_timeline(timeline: PatientTimeline) -> str:
+    """A few plain lines per patient: the time points (* = baseline) and each lesion's sizes and links."""
+    patient = timeline.patient_id + (f" ({timeline.patient_issuer})" if timeline.patient_issuer else "")
+    dates = " ".join((tp.date.isoformat() if tp.date else "?") + ("*" if tp.is_baseline else "")
+                     for tp in timeline.time_points)
+    lines = [f"timeline of {patient}: {len(timeline.time_points)} time point(s) {dates}"]
+    for lesion in timeline.lesions:
+        tags = ", ".join(t for t in (lesion.anatomy.organ, lesion.role.value if lesion.role else None,
+                                     "new" if lesion.is_new else None) if t)
+        cells = " | ".join(_cell(o) for o in lesion.observations)
+        lines.append(f"  {lesion.lesion_id} {lesion.name}" + (f" [{tags}]" if tags else "") + f": {cells}")
+    lines += [f"  conflict: {c}" for c in timeline.conflicts]
+    lines += [f"  note: {w}" for w in timeline.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(observation: LesionObservation | None) -> str:
+    if observation is None:
+        return "not assessed"
+    size = primary_size(observation.finding)
+    value = "no size" if size is None else f"{size.normalize():f} mm"
+    return f"{value} ({observation.match.value})"
