@@ -229,3 +229,37 @@ def test_a_finding_matching_two_lesions_is_a_conflict():
     timeline = one(reports)
     assert by_name(timeline)["Liver 1"].observations[1] is None
     assert any("matches 2 lesions by body-structure" in c for c in timeline.conflicts)
+
+
+def test_a_report_without_study_uid_joins_the_only_study_of_its_day():
+    """E.g. a FHIR rendering of the same reading: same sizes, other names, no ImagingStudy."""
+    reports = clean_series(c2_patient())
+    twin = dataclasses.replace(
+        reports[1], source_id="Observation/abc", study_uid=None, observer=None, content_datetime=None,
+        findings=tuple(dataclasses.replace(f, label=f"Tumor {n}") for n, f in enumerate(reports[1].findings)))
+    timeline = one(reports + [twin])
+    assert len(timeline.time_points) == 3
+    assert timeline.time_points[1].reports == ("Observation/abc", reports[1].source_id)  # undated first
+    assert timeline.conflicts == () and [len(long_axes(lesion)) for lesion in timeline.lesions] == [3] * 5
+    assert any("joins study" in w for w in timeline.warnings)
+    apart = one(reports + [twin], attach_to_only_study_of_the_day=False)
+    assert len(apart.time_points) == 4  # same date, same lesions: kept as a separate time point
+
+
+def test_a_lesion_conflicted_at_baseline_is_not_new_later():
+    patient = c2_patient()
+    base = patient.time_points[0]
+    base = dataclasses.replace(base, lesions=base.lesions + [Lesion("LIVER 1", "liver", 44.0)])
+    timeline = one(read(make_sr(patient, base, 1), make_sr(patient, patient.time_points[1], 2)))
+    liver1 = by_name(timeline)["Liver 1"]
+    assert liver1.observations[0] is None and long_axes(liver1)[1] == 15 and not liver1.is_new
+
+
+def test_reports_naming_each_other_as_predecessor_are_both_kept():
+    reports = clean_series(c2_patient())
+    a = dataclasses.replace(reports[1], source_id="1.9.1", predecessors=("1.9.2",), observer="A")
+    b = dataclasses.replace(reports[1], source_id="1.9.2", predecessors=("1.9.1",), observer="B",
+                            content_datetime=dt.datetime(2024, 3, 7, 8, 0))
+    timeline = one([reports[0], a, b])
+    assert timeline.time_points[1].reports == ("1.9.1", "1.9.2")
+    assert any("name each other" in w for w in timeline.warnings)

@@ -132,7 +132,7 @@ def _lesion(number: int, track: Track, position: dict[int, int], width: int, bas
     cells = {position[column]: observation for column, observation in track.cells.items()}
     ordered = [cells[g] for g in sorted(cells)]
     first = ordered[0].finding
-    first_index = min(cells)
+    first_index = position[track.first_column]  # even if that observation was later withdrawn as a conflict
     name = next((n for n in (human_name(o.finding) for o in ordered) if n), first.name)
     stated = [cells[g].finding.role for g in sorted(cells) if g <= baseline and cells[g].finding.role]
     if not stated and first_index <= baseline:

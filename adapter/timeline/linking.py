@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..model import Finding, LesionObservation, MatchMethod, MeasurementKind, Provenance
-from .keys import label_keys, normalise_label, primary_size
+from .keys import label_keys, primary_size
 from .options import TimelineOptions
 from .scans import StudyColumn
 
@@ -188,7 +188,7 @@ class Linker:
         return rest
 
     def _fits(self, track: Track, index: int, finding: Finding, size: Decimal) -> bool:
-        if index in track.cells or index in track.blocked:
+        if not track.cells or index in track.cells or index in track.blocked:
             return False
         first = track.first_finding()
         if first.anatomy.organ != finding.anatomy.organ or first.laterality != finding.laterality:
@@ -221,9 +221,11 @@ class Linker:
 
 
 def _same_numbers(a: Finding, b: Finding) -> bool:
-    def numbers(f: Finding):
-        return sorted((m.kind.value, m.value) for m in f.measurements if m.usable_size)
-    return numbers(a) == numbers(b) and normalise_label(a.name) == normalise_label(b.name)
+    """Two reports of one study (e.g. an SR and its FHIR rendering) saying the same about a lesion."""
+    size_a, size_b = primary_size(a), primary_size(b)
+    if size_a is None and size_b is None:
+        return a.response == b.response
+    return size_a == size_b
 
 
 def _joined_fragments(parts: list[Finding]) -> Finding | None:

@@ -24,6 +24,9 @@ class TimelineOptions:
     # re-save rule: two reports without an observer name count as the same observer
     unknown_observer_is_same: bool = False
     same_day_studies: SameDayStudies = SameDayStudies.MERGE_COMPLEMENTARY
+    # a report without a Study UID (e.g. FHIR without an ImagingStudy) joins the patient's only study of
+    # its imaging date; with none or several it is a time point of its own
+    attach_to_only_study_of_the_day: bool = True
     # CLINICAL.md §1.3: groups of one report carrying one lesion's Tracking UID are its fragments
     sum_fragments: bool = True
 

@@ -39,11 +39,11 @@ def arrange(reports: list[Report], options: TimelineOptions) -> tuple[list[Study
     """Studies in imaging-date order, the reports that cannot be placed, and warnings."""
     warnings: list[str] = []
     kept = _without_duplicates(reports, warnings)
-    superseded = _named_predecessors(kept)
+    superseded = _named_predecessors(kept, warnings)
+    current = [r for r in kept if r.source_id not in superseded]
     studies: dict[str, list[Report]] = defaultdict(list)
-    for report in kept:
-        if report.source_id not in superseded:
-            studies[_study_key(report)].append(report)
+    for report in current:
+        studies[_study_key(report, current, options, warnings)].append(report)
     columns, unplaced = [], []
     for key in sorted(studies):
         members = studies[key]
@@ -109,16 +109,32 @@ def _without_duplicates(reports: list[Report], warnings: list[str]) -> list[Repo
     return out
 
 
-def _named_predecessors(reports: list[Report]) -> set[str]:
-    """Reports named in another report's Predecessor Documents Sequence are replaced by it."""
-    present = {r.source_id for r in reports}
-    return {uid for r in reports for uid in r.predecessors if uid in present and uid != r.source_id}
+def _named_predecessors(reports: list[Report], warnings: list[str]) -> set[str]:
+    """Reports named in another report's Predecessor Documents Sequence are replaced by it (two reports
+    naming each other replace neither: that is reported)."""
+    named = {r.source_id: set(r.predecessors) - {r.source_id} for r in reports}
+    replaced = set()
+    for source_id, predecessors in sorted(named.items()):
+        for uid in sorted(predecessors & named.keys()):
+            if source_id in named[uid]:
+                warnings.append(f"reports {source_id} and {uid} name each other as predecessor; both are kept")
+            else:
+                replaced.add(uid)
+    return replaced
 
 
-def _study_key(report: Report) -> str:
-    """The imaging study; without a Study UID, date and time; never the date alone."""
+def _study_key(report: Report, reports: list[Report], options: TimelineOptions, warnings: list[str]) -> str:
+    """The imaging study; without a Study UID, date and time; never the date alone (but see
+    `TimelineOptions.attach_to_only_study_of_the_day`)."""
     if report.study_uid:
         return report.study_uid
+    if options.attach_to_only_study_of_the_day and report.imaging_date:
+        same_day = {r.study_uid for r in reports if r.study_uid and r.imaging_date == report.imaging_date}
+        if len(same_day) == 1:
+            [study] = same_day
+            warnings.append(f"report {report.source_id} names no study; it joins study {study}, the only study "
+                            f"of {report.imaging_date}")
+            return study
     if report.imaging_date and report.imaging_time:
         return f"(no study UID) {report.imaging_date.isoformat()}T{report.imaging_time.isoformat()}"
     return f"(no study UID) report {report.source_id}"
