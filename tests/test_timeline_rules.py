@@ -263,3 +263,25 @@ def test_reports_naming_each_other_as_predecessor_are_both_kept():
     timeline = one([reports[0], a, b])
     assert timeline.time_points[1].reports == ("1.9.1", "1.9.2")
     assert any("name each other" in w for w in timeline.warnings)
+
+
+def test_a_differently_named_finding_is_not_paired_by_size_unless_asked():
+    patient = Patient("TL-NAMED")
+    patient.time_points = [TimePoint(D1, [Lesion("Liver 1", "liver", 30.0)], baseline=True),
+                           TimePoint(D2, [Lesion("Liver 9", "liver", 29.0)])]
+    reports = clean_series(patient)
+    assert [lesion.is_new for lesion in one(reports).lesions] == [False, True]
+    [lesion] = one(reports, probable_only_for_unnamed=False).lesions
+    assert long_axes(lesion) == [30, 29] and lesion.observations[1].match is MatchMethod.PROBABLE
+
+
+def test_generic_producer_names_link_only_when_asked():
+    patient = Patient("TL-GENERIC")
+    patient.time_points = [TimePoint(D1, [Lesion("Measurements group 1", "liver", 40.0)], baseline=True),
+                           TimePoint(D2, [Lesion("Measurements group 1", "liver", 20.0)])]
+    reports = read(*(make_sr(patient, tp, i, tracking_salt=f"export {i}")
+                     for i, tp in enumerate(patient.time_points, start=1)))
+    reports = without_labels(reports)
+    assert [lesion.is_new for lesion in one(reports).lesions] == [False, True]
+    [lesion] = one(reports, match_generic_identifiers=True).lesions
+    assert long_axes(lesion) == [40, 20] and lesion.observations[1].match is MatchMethod.LABEL

@@ -165,7 +165,8 @@ class Linker:
         claimed: dict[int, list[int]] = defaultdict(list)
         for position, item in enumerate(pending):
             size = primary_size(item.finding)
-            if item.named or size is None or item.finding.anatomy.organ is None:
+            if (item.named and self.options.probable_only_for_unnamed) or size is None \
+                    or item.finding.anatomy.organ is None:
                 continue
             fits = [t for t in earlier if self._fits(t, index, item.finding, size)]
             if fits:

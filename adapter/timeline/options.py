@@ -19,6 +19,8 @@ class TimelineOptions:
     # rule (4), "probable": a size pair is close when |a - b| <= max(abs, rel * max(a, b))
     probable_relative_tolerance: Decimal = Decimal("0.2")
     probable_absolute_tolerance_mm: Decimal = Decimal("2")
+    # rule (4) only for findings without any name: a finding the reader named differently is a new lesion
+    probable_only_for_unnamed: bool = True
     # rule (3): generic producer names ("Measurements group 1") are weak across reports
     match_generic_identifiers: bool = False
     # re-save rule: two reports without an observer name count as the same observer
