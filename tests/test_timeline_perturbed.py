@@ -108,7 +108,8 @@ def test_later_save_by_the_same_observer_supersedes(patient, clean):
     draft = with_lesions(tp, long_axis=50.0)
     early = make_sr(patient, draft, 2, instance="save 1", content_time=dt.time(10, 0))
     late = make_sr(patient, tp, 2, instance="save 2", content_time=dt.time(11, 30))
-    reports = read(make_sr(patient, patient.time_points[2], 3), late, early, make_sr(patient, patient.time_points[0], 1))
+    reports = read(make_sr(patient, patient.time_points[2], 3), late, early,
+                   make_sr(patient, patient.time_points[0], 1))
     timeline = only(reports)
     assert signature(timeline) == signature(clean)
     assert timeline.time_points[1].superseded == (early.SOPInstanceUID,)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from decimal import Decimal
 
 import adapter
 from adapter.model import PatientTimeline, Report
@@ -78,7 +77,3 @@ def signature(timeline: PatientTimeline) -> tuple:
          tuple(sizes(o) for o in lesion.observations))
         for lesion in timeline.lesions))
     return points, lesions
-
-
-def mm(value: str) -> Decimal:
-    return Decimal(value)
