@@ -14,6 +14,7 @@ import typer
 
 from .inputs import Outcome, read_all
 from .model import Finding, Measurement, Report
+from .timeline import build_timeline_result, describe_timeline, timeline_to_dict
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_REJECTED = 0, 2, 3
 
@@ -47,13 +48,33 @@ def inspect(
                 {"path": o.path, "reports": [r.to_dict() for r in o.reports]} for o in outcomes if o.ok
             ],
             "rejected": [{"path": o.path, "reason": o.reason} for o in outcomes if not o.ok],
+            **_timelines_document(outcomes),
         }
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
         for outcome in outcomes:
             for report in outcome.reports:
                 sys.stdout.write(_describe_report(outcome.path, report))
+        sys.stdout.write(_describe_timelines(outcomes))
     raise typer.Exit(_exit_status(outcomes))
+
+
+def _timelines_document(outcomes: list[Outcome]) -> dict:
+    """Per-patient timelines ("patients") and the reports no timeline could take ("unplaced")."""
+    paths = {r.source_id: o.path for o in outcomes for r in o.reports}
+    result = build_timeline_result(r for o in outcomes for r in o.reports)
+    return {
+        "patients": [timeline_to_dict(t) for t in result.timelines],
+        "unplaced": [{"path": paths.get(p.source_id), **p.to_dict()} for p in result.problems],
+    }
+
+
+def _describe_timelines(outcomes: list[Outcome]) -> str:
+    paths = {r.source_id: o.path for o in outcomes for r in o.reports}
+    result = build_timeline_result(r for o in outcomes for r in o.reports)
+    text = "".join(describe_timeline(t) for t in result.timelines)
+    return text + "".join(f"not on any timeline: {paths.get(p.source_id, p.source_id)}: {p.reason}\n"
+                          for p in result.problems)
 
 
 def _report_rejections(outcomes: list[Outcome]) -> None:

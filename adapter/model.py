@@ -172,6 +172,7 @@ class Finding:
     method: Code | None = None
     time_point: TimePointContext | None = None
     provenance: Provenance = Provenance()
+    body_structure_ids: tuple[str, ...] = ()  # mCODE Tumor / BodyStructure identifiers (FHIR)
 
     @property
     def name(self) -> str:
@@ -316,6 +317,7 @@ class ScanTimePoint:
     reports: tuple[str, ...]  # source ids of the reports merged into this time point
     superseded: tuple[str, ...] = ()  # source ids replaced by a later version of the same report
     is_baseline: bool = False
+    additional_study_uids: tuple[str, ...] = ()  # same-day studies merged into this time point
 
     def to_dict(self) -> dict:
         return {
@@ -325,6 +327,7 @@ class ScanTimePoint:
             "reports": list(self.reports),
             "superseded": list(self.superseded),
             "baseline": self.is_baseline,
+            "additional_study_uids": list(self.additional_study_uids),
         }
 
 
