@@ -135,3 +135,5 @@ def test_mappings_ship_inside_the_wheel(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for table in ("measurements", "units", "anatomy", "tracking"):
         assert f"adapter/mappings/{table}.yaml" in names
+    modules = {str(p.relative_to(REPO)) for p in (REPO / "adapter").rglob("*.py")}
+    assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"
