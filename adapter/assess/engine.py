@@ -34,7 +34,7 @@ class _Reference:
     selection: Selection
     baseline_sum: Decimal | None
     sums: list[Decimal] = field(default_factory=list)  # complete target sums, baseline first
-    target_history: list[str] = field(default_factory=list)
+    target_history: list[tuple[dt.date | None, str]] = field(default_factory=list)
 
 
 def assess_timeline(
@@ -74,6 +74,7 @@ class _Walk:
         self.confirmed_new: dict[int, int] = {}  # lesion -> index where it became unequivocal
         self.equivocal_since: dict[int, int] = {}
         self.overall: dict[int, str] = {}
+        self.first_reference: _Reference | None = None
 
     # --- inputs --------------------------------------------------------------------------------------
 
@@ -115,6 +116,7 @@ class _Walk:
                 results.append(self._simple(t, r.NOT_EVALUABLE, ("scan dated before the baseline scan",)))
             elif t == self.baseline_index or t in rebaseline_at:
                 ref = self._new_reference(t, ref, rebaseline_at.get(t, ()))
+                self.first_reference = self.first_reference or ref
                 results.append(self._baseline_result(t, ref, rebaseline_at.get(t, ())))
             else:
                 results.append(self._follow_up(t, ref))
@@ -210,11 +212,17 @@ class _Walk:
         if not ref.selection.targets and not ref.selection.non_targets:
             state, reasons = r.NOT_EVALUABLE, reasons + ["no lesion at the baseline scan"]
         elif ref.selection.targets and ref.baseline_sum is None:
-            missing = [self.lesions[i].name + f" ({self.readings[i][t].presence.value})"
-                       for i in ref.selection.targets if self.readings[i][t].value is None]
+            missing = []
+            for i in ref.selection.targets:
+                rd = self.readings[i][t]
+                if rd.value is None:
+                    missing.append(f"{self.lesions[i].name} ({rd.presence.value}{': ' + rd.note if rd.note else ''})")
+            state = r.NOT_EVALUABLE
             reasons.append("baseline sum not measurable: " + ", ".join(missing))
         elif not ref.selection.targets:
-            reasons.append("no measurable lesion at baseline: non-target disease only (RECIST Table 2)")
+            state = r.NOT_EVALUABLE
+            reasons.append("no measurable lesion at baseline: no target response can be given; non-target "
+                           "disease only (RECIST Table 2)")
         else:
             reasons.append(f"baseline sum of diameters {number(ref.baseline_sum)} mm over "
                            f"{len(ref.selection.targets)} target lesion(s)")
@@ -241,7 +249,8 @@ class _Walk:
                 complete = not missing and all(
                     v < p.node_pathological_sa_mm if self.lesions[i].anatomy.nodal else v == 0
                     for i, v in zip(targets, values))
-                sticky = _responded_since_progression(ref.target_history)
+                sticky = _responded_since_progression(ref.target_history, p.sticky_pr_needs_confirmed_pr,
+                                                      p.confirmation_min_days)
                 nadir = min(ref.sums)
                 target = target_response(TargetInput(sum_low, missing, complete, ref.baseline_sum, nadir, sticky), p)
                 if missing:
@@ -271,7 +280,7 @@ class _Walk:
         if reappeared:
             reasons.append("lesion reappeared after a complete response: PD")
         self.overall[t] = overall
-        ref.target_history.append(target or "")
+        ref.target_history.append((tp.date, target or ""))
         if target not in (None, NE) and not missing:
             ref.sums.append(sum_low)
         recist = r.RecistResult(
@@ -342,11 +351,11 @@ class _Walk:
         for i, lesion in enumerate(self.lesions):
             if i in self.absorbed or self.first_seen[i] is None or self.first_seen[i] > t:
                 continue
+            if not self.active(i, t):
+                rows.append(self._lesion_row(i, t, self.first_reference, explanation="locally treated: not assessed"))
+                continue
             cls = self._class_of(i, ref)
             if cls == "new" and i not in self.confirmed_new and i not in equivocal_now:
-                continue
-            if not self.active(i, t):
-                rows.append(self._lesion_row(i, t, ref, explanation="locally treated: not assessed"))
                 continue
             where = f"{lesion.name} ({lesion.anatomy.organ})" if lesion.anatomy.organ else lesion.name
             rd, x = self.readings[i][t], self.value(i, t)
@@ -430,14 +439,20 @@ class _Walk:
             pattern, rows, tuple(reasons), reports=tp.reports)
 
 
-def _responded_since_progression(history: Sequence[str]) -> bool:
-    """Sticky PR: an earlier target PR or CR on this reference with no target PD after it."""
-    for response in reversed(history):
+def _responded_since_progression(history: Sequence[tuple[dt.date | None, str]], confirmed: bool,
+                                 min_days: int) -> bool:
+    """Sticky PR (EORTC FAQ): "a confirmed PR ... is considered a continuing PR unless PD": an earlier
+    target PR/CR, confirmed by another PR/CR at least `min_days` later, with no target PD since."""
+    since: list[dt.date | None] = []
+    for date, response in history:
         if response == PD:
-            return False
-        if response in (PR, CR):
-            return True
-    return False
+            since = []
+        elif response in (PR, CR):
+            since.append(date)
+    if not confirmed:
+        return bool(since)
+    first = since[0] if since else None
+    return any(first is None or later is None or (later - first).days >= min_days for later in since[1:])
 
 
 __all__ = ["assess_timeline", "Counted"]

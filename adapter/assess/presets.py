@@ -49,6 +49,7 @@ class Parameters:
     pd_increase_pct: Decimal
     pd_abs_increase_mm: Decimal
     sticky_pr: bool
+    sticky_pr_needs_confirmed_pr: bool
     too_small_to_measure_mm: Decimal
     sum_fragments: bool
     node_long_axis_fallback: bool
