@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from . import result as r
+from .progression import number
 from .recist import CR, NE, NON_CR_NON_PD, PD, PR, SD, grew_enough, overall_response
 from .selection import organ_key
 
@@ -80,11 +81,11 @@ def irecist_responses(walk: _Walk, results: list[r.TimePointAssessment]) -> list
             grown: list[str] = []
             if rec.sum_mm is not None and pending.target_sum is not None and \
                     rec.sum_mm - pending.target_sum >= p.pd_abs_increase_mm:
-                grown.append(f"target sum +{rec.sum_mm - pending.target_sum} mm since iUPD")
+                grown.append(f"target sum +{number(rec.sum_mm - pending.target_sum)} mm since iUPD")
             if nt_progressed:
                 grown.append("further non-target progression")
             if nlt_sum is not None and pending.nlt_sum is not None and nlt_sum - pending.nlt_sum >= p.pd_abs_increase_mm:
-                grown.append(f"new-lesion target sum +{nlt_sum - pending.nlt_sum} mm since iUPD")
+                grown.append(f"new-lesion target sum +{number(nlt_sum - pending.nlt_sum)} mm since iUPD")
             if nlnt_progressed or any(v is not None and (now := walk.readings[i][t].value) is not None and now > v
                                       for i, v in pending.nlnt.items()):
                 grown.append("new non-target lesion increased")
