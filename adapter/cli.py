@@ -107,7 +107,7 @@ def _parse_treated(values: list[str]) -> dict:
 
 
 def _describe_assessment(result) -> str:
-    lines = [f"patient {result.patient_id}  preset {result.preset}  criteria {result.criteria}"]
+    lines = [f"patient {result.patient_id or '(no patient id)'}  preset {result.preset}  criteria {result.criteria}"]
     for tp in result.timepoints:
         recist = tp.recist.overall if tp.recist else "-"
         extra = f"  iRECIST {tp.irecist.overall}" if tp.irecist else ""

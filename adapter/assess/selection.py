@@ -58,6 +58,10 @@ def select(lesions: Sequence[TrackedLesion], indices: Sequence[int], readings: S
             chosen.append(i)
             per_organ[organ] = per_organ.get(organ, 0) + 1
     rest = tuple(i for i in candidates if i not in chosen)
-    note = (f"no target stated by the reader: {len(chosen)} target lesion(s) selected automatically "
-            f"(largest measurable, <= {params.max_targets}, <= {params.max_targets_per_organ} per organ)")
+    if not chosen:
+        note = (f"no target stated by the reader and none measurable (>= {params.measurable_min_mm} mm long axis, "
+                f"nodes >= {params.node_measurable_min_sa_mm} mm short axis)")
+    else:
+        note = (f"no target stated by the reader: {len(chosen)} target lesion(s) selected automatically "
+                f"(largest measurable, <= {params.max_targets}, <= {params.max_targets_per_organ} per organ)")
     return Selection(tuple(chosen), rest, True, (note,))
