@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from adapter import tables
-from adapter.model import (Anatomy, Code, Finding, IdentifierKind, Measurement, MeasurementKind, Report, Role,
+from adapter.model import (Code, Finding, IdentifierKind, Measurement, MeasurementKind, Qualitative, Report, Role,
                            SourceKind, TimePointContext)
-from fixtures.generate import (LATERALITY, NON_TARGET_PD, NON_TARGET_STABLE, SITES, Lesion, Patient, TimePoint,
-                               TOO_SMALL_TO_MEASURE, LESION_STATUS)
+from fixtures.generate import (LATERALITY, LESION_STATUS, NON_TARGET_STABLE, SITES, TOO_SMALL_TO_MEASURE, Lesion,
+                               Patient, TimePoint)
 
 START = dt.date(2024, 1, 1)
 
@@ -76,7 +76,6 @@ def finding(p: Patient, lesion: Lesion, extra_measurements: tuple[Measurement, .
         ms.append(measurement(MeasurementKind.SHORT_AXIS, SHORT, lesion.short_axis))
     qualitative = []
     if lesion.too_small:
-        from adapter.model import Qualitative
         qualitative.append(Qualitative(Code(LESION_STATUS.value, LESION_STATUS.scheme_designator),
                                        Code(TOO_SMALL_TO_MEASURE.value, TOO_SMALL_TO_MEASURE.scheme_designator)))
     response = Code(lesion.response.value, lesion.response.scheme_designator) if lesion.response else None
@@ -100,10 +99,6 @@ def report(p: Patient, tp: TimePoint, findings: tuple[Finding, ...] | None = Non
 
 def reports(p: Patient) -> list[Report]:
     return [report(p, tp) for tp in p.time_points]
-
-
-def _anatomy_check() -> Anatomy:  # keeps the import honest for readers of this module
-    return Anatomy()
 
 
 # ---- CLINICAL.md §5 ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..model import PatientTimeline, TrackedLesion
 from . import result as r
 from .irecist import irecist_responses
 from .presets import DEFAULT_PRESET, Preset, load_preset
-from .progression import (Counted, StateInputs, count, decide, number, progresses_by_size, reference_value,
+from .progression import (StateInputs, count, decide, number, progresses_by_size, reference_value,
                           size_explanation)
 from .readings import Presence, Reading, read
 from .recist import (CR, NE, PD, PR, TargetInput, best_overall_response, nontarget_response, overall_response,
@@ -455,4 +455,4 @@ def _responded_since_progression(history: Sequence[tuple[dt.date | None, str]], 
     return any(first is None or later is None or (later - first).days >= min_days for later in since[1:])
 
 
-__all__ = ["assess_timeline", "Counted"]
+__all__ = ["CRITERIA", "assess_timeline"]
