@@ -66,3 +66,14 @@ def test_scan_under_four_weeks_does_not_confirm(weeks, expected):
 def test_recist_criteria_carry_no_irecist_block():
     (result,) = adapter.assess(reports(c17((45, 45), 18)))
     assert result.latest.irecist is None and "irecist" not in result.latest.to_dict()
+
+
+def test_unchanged_new_non_target_lesion_remains_iupd():
+    """A small (non-measurable) new lesion that neither grows nor shrinks keeps iUPD; gone, it resets."""
+    def case(size):
+        return patient("NLNT", (0, [T("A", "liver", 50)]),
+                       (8, [L("A", "liver", 50), L("New", "lung", 6)]),
+                       (14, [L("A", "liver", 50), L("New", "lung", size)]))
+    assert [tp.irecist.overall for tp in irecist(case(6)).timepoints[1:]] == ["iUPD", "iUPD"]
+    assert irecist(case(6)).latest.irecist.new_non_targets == ("New",)
+    assert [tp.irecist.overall for tp in irecist(case(0)).timepoints[1:]] == ["iUPD", "iSD"]

@@ -290,3 +290,12 @@ def test_same_input_gives_identical_output():
     c2 = next(c for c in CASES if c.id == "C2")
     assert run(c2.patient).to_dict() == run(c2.patient).to_dict()
     assert week(0) == dt.date(2024, 1, 1)
+
+
+def test_treated_lesions_go_to_the_patient_that_has_them():
+    c2 = next(c for c in CASES if c.id == "C2")
+    c13 = next(c for c in CASES if c.id == "C13")
+    results = adapter.assess(reports(c2.patient) + reports(c13.patient), treated={"Lesion 2": dt.date(2024, 3, 1)})
+    by_id = {r.patient_id: r for r in results}
+    assert by_id["C2"].treated == (("Lesion 2", dt.date(2024, 3, 1)),) and by_id["C2"].warnings == ()
+    assert by_id["C13"].treated == () and by_id["C13"].warnings == ()

@@ -28,8 +28,16 @@ def assess(
     from ..timeline import build_timelines
 
     chosen = load_preset(preset, **overrides)
-    return [assess_timeline(timeline, chosen, treated=treated, criteria=criteria)
-            for timeline in build_timelines(list(reports))]
+    timelines = build_timelines(list(reports))
+    treated = dict(treated or {})
+    if len(timelines) <= 1:
+        return [assess_timeline(t, chosen, treated=treated, criteria=criteria) for t in timelines]
+    # several patients: each gets the treated lesions it has; a name no patient has is reported by all
+    names = [{key for lesion in t.lesions for key in (lesion.lesion_id, lesion.name.casefold())} for t in timelines]
+    unknown = {k: d for k, d in treated.items() if not any(k in n or k.casefold() in n for n in names)}
+    return [assess_timeline(t, chosen, criteria=criteria,
+                            treated={k: d for k, d in treated.items() if k in n or k.casefold() in n} | unknown)
+            for t, n in zip(timelines, names, strict=True)]
 
 
 __all__ = [

@@ -4,7 +4,7 @@ The first RECIST PD is iUPD. The next scan 4-8 weeks later confirms it (iCPD, da
 the target sum grew by >= 5 mm more, a non-target lesion progressed further, the sum of new target
 lesions (NLT) grew by >= 5 mm, a new non-target lesion (NLNT) grew, or another new lesion appeared;
 increases are cumulative from the iUPD scan. When the disease without the new lesions is iCR/iPR/iSD
-and the new lesions did not grow, the bar resets.
+and the new lesions shrank (or disappeared), the bar resets; otherwise it remains iUPD.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import result as r
 from .progression import number
+from .readings import Presence, Reading
 from .recist import CR, NE, NON_CR_NON_PD, PD, PR, SD, grew_enough, overall_response
 from .selection import organ_key
 
@@ -100,7 +101,8 @@ def irecist_responses(walk: _Walk, results: list[r.TimePointAssessment]) -> list
                 reasons.append("iUPD confirmed: " + "; ".join(grown) + f"; PD dated {first}")
             else:
                 without_new = overall_response(rec.target, rec.non_target, False)
-                new_shrank = pending.nlt_sum is None or (nlt_sum is not None and nlt_sum < pending.nlt_sum)
+                new_shrank = (pending.nlt_sum is None or (nlt_sum is not None and nlt_sum < pending.nlt_sum)) and all(
+                    _smaller(walk.readings[i][t], before) for i, before in pending.nlnt.items())
                 if without_new in (CR, PR, SD, NON_CR_NON_PD) and new_shrank:
                     overall, pending = I_NAMES[without_new], None
                     reasons.append("iUPD not confirmed: the bar resets")
@@ -118,6 +120,13 @@ def irecist_responses(walk: _Walk, results: list[r.TimePointAssessment]) -> list
                                                           else None),
             tuple(reasons)))
     return out
+
+
+def _smaller(now: Reading, before: Decimal | None) -> bool:
+    """A new non-target lesion shrank since iUPD: gone, or measured smaller."""
+    if now.presence is Presence.ABSENT:
+        return True
+    return before is not None and now.value is not None and now.value < before
 
 
 def _non_targets(walk: _Walk, result: r.TimePointAssessment) -> list[int]:
