@@ -67,7 +67,9 @@ def test_adding_a_stable_lesion_never_turns_oligo_into_poly(scans, doubled_size,
     after = adapter.assess(reports(patient("P", *with_stable)))[0]
     for old, new in zip(before.timepoints, after.timepoints, strict=True):
         assert not (old.state == "oligoprogression" and new.state == "polyprogression")
-        assert new.progressing_count == old.progressing_count
+        # never more progressing lesions (fewer only when a stable lesion rules out a prior CR, so a
+        # reappearance no longer counts)
+        assert new.progressing_count <= old.progressing_count
 
 
 @settings(max_examples=40, deadline=None)

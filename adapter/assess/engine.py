@@ -281,11 +281,12 @@ class _Walk:
             reasons.append("lesion reappeared after a complete response: PD")
         self.overall[t] = overall
         ref.target_history.append((tp.date, target or ""))
+        nadir_used = min(ref.sums) if ref.sums and targets else None  # the reference of this scan's PD test
         if target not in (None, NE) and not missing:
             ref.sums.append(sum_low)
         recist = r.RecistResult(
             overall, target, non_target, new_flag, None if missing or not targets else sum_low,
-            sum_low if targets else None, min(ref.sums) if ref.sums and targets else None,
+            sum_low if targets else None, nadir_used,
             ref.baseline_sum if targets else None, missing, continued, tuple(reasons))
         rows, certain, possible, equivocal = self._lesion_rows(t, ref, new_now, equivocal_now, reappeared)
         return self._state(t, recist, rows, certain, possible, equivocal)

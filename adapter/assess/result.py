@@ -42,7 +42,7 @@ class RecistResult:
     new_lesions: bool
     sum_mm: Decimal | None  # None when a target is missing
     sum_known_mm: Decimal | None  # the sum of the targets that were measured
-    nadir_mm: Decimal | None
+    nadir_mm: Decimal | None  # smallest earlier sum on this reference (the PD reference; current excluded)
     baseline_mm: Decimal | None
     missing_targets: int = 0
     sticky_pr: bool = False
