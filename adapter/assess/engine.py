@@ -113,7 +113,8 @@ class _Walk:
         ref: _Reference | None = None
         for t, tp in enumerate(self.tps):
             if t < self.baseline_index:
-                results.append(self._simple(t, r.NOT_EVALUABLE, ("scan dated before the baseline scan",)))
+                why = "scan dated before the baseline scan" if tp.date else "scan without a date: not placed in time"
+                results.append(self._simple(t, r.NOT_EVALUABLE, (why,)))
             elif t == self.baseline_index or t in rebaseline_at:
                 ref = self._new_reference(t, ref, rebaseline_at.get(t, ()))
                 self.first_reference = self.first_reference or ref
