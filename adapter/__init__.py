@@ -4,8 +4,10 @@ an oligo/polyprogression assessment and a FHIR DiagnosticReport.
 Stable API (DESIGN.md §5.2)::
 
     report = adapter.read_sr(path_or_bytes)   # -> Report; raises adapter.InputError
+    results = adapter.assess(reports, preset="consensus-5")   # -> list[PatientAssessment]
 """
 
+from .assess import PatientAssessment, assess
 from .errors import InputError
 from .model import Code, Finding, Measurement, MeasurementKind, Report, Role
 from .sources import read_sr
@@ -13,11 +15,13 @@ from .sources import read_sr
 __version__ = "0.1.0"
 
 __all__ = [
+    "assess",
     "Code",
     "Finding",
     "InputError",
     "Measurement",
     "MeasurementKind",
+    "PatientAssessment",
     "Report",
     "Role",
     "read_sr",

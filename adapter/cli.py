@@ -77,6 +77,75 @@ def _describe_timelines(outcomes: list[Outcome]) -> str:
                           for p in result.problems)
 
 
+@app.command()
+def assess(
+    inputs: InputsArg,
+    preset: Annotated[str, typer.Option("--preset", help="Named preset (mappings/presets.yaml).")] = "consensus-5",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    treated: Annotated[list[str], typer.Option(
+        "--treated", help="Local therapy of a lesion: LESION=YYYY-MM-DD (repeatable).")] = [],  # noqa: B006
+    criteria: Annotated[str, typer.Option("--criteria", help="recist or irecist.")] = "recist",
+) -> None:
+    """Per-patient timeline and assessment of every time point (RECIST 1.1 and the oligo/poly state)."""
+    from .assess import CRITERIA, assess_timelines, preset_names
+
+    if preset not in preset_names():
+        _usage(f"unknown preset {preset!r}; known presets: {', '.join(preset_names())}")
+    if criteria not in CRITERIA:
+        _usage(f"unknown criteria {criteria!r}; use one of {', '.join(CRITERIA)}")
+    therapy = _parse_treated(treated)
+    outcomes = read_all(inputs)
+    _report_rejections(outcomes)
+    paths = {r.source_id: o.path for o in outcomes for r in o.reports}
+    placed = build_timeline_result(r for o in outcomes for r in o.reports)
+    for problem in placed.problems:
+        sys.stderr.write(f"{paths.get(problem.source_id, problem.source_id)}: {problem.reason}\n")
+    results = assess_timelines(placed.timelines, preset, treated=therapy, criteria=criteria)
+    if as_json:
+        document = {"patients": [result.to_dict() for result in results]}
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for result in results:
+            sys.stdout.write(_describe_assessment(result))
+    status = _exit_status(outcomes)
+    if status == EXIT_OK and placed.problems:
+        status = EXIT_SOME_REJECTED if placed.timelines else EXIT_USAGE
+    raise typer.Exit(status)
+
+
+def _usage(message: str) -> None:
+    sys.stderr.write(f"oligo: {message}\n")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _parse_treated(values: list[str]) -> dict:
+    import datetime as dt
+
+    out = {}
+    for value in values:
+        lesion, sep, date = value.rpartition("=")
+        try:
+            out[lesion.strip()] = dt.date.fromisoformat(date.strip())
+        except ValueError:
+            sep = ""
+        if not sep or not lesion.strip():
+            _usage(f"--treated {value!r}: expected LESION=YYYY-MM-DD")
+    return out
+
+
+def _describe_assessment(result) -> str:
+    lines = [f"patient {result.patient_id or '(no patient id)'}  preset {result.preset}  criteria {result.criteria}"]
+    for tp in result.timepoints:
+        recist = tp.recist.overall if tp.recist else "-"
+        extra = f"  iRECIST {tp.irecist.overall}" if tp.irecist else ""
+        lines.append(f"  {tp.date or '(no date)'}  {tp.state}  RECIST {recist}{extra}  "
+                     f"progressing {tp.progressing_count}")
+        lines += [f"    {reason}" for reason in tp.reasons]
+    lines.append(f"  best overall response: {result.best_overall_response or '-'} ({result.best_overall_reason})")
+    lines += [f"  warning: {w}" for w in result.warnings]
+    return "\n".join(lines) + "\n"
+
+
 def _report_rejections(outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         if not outcome.ok:
