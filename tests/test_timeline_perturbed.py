@@ -12,7 +12,8 @@ from adapter.model import MatchMethod
 from adapter.timeline import build_timeline_result, build_timelines, timeline_to_dict
 from fixtures.generate import make_sr
 
-from timeline_series import (OHIF_TOOL, c2_patient, clean_series, read, renamed, signature, with_lesions)
+from timeline_series import (OHIF_TOOL, assessed, c2_patient, clean_series, read, renamed, signature,
+                             with_lesions)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,14 @@ def test_clean_series_is_c2(clean):
     assert node.anatomy.nodal and [o.finding.measurements[1].value for o in node.observations] == [18, 9, 9]
     assert links(clean) == {MatchMethod.TRACKING_UID}
     assert clean.conflicts == ()
+    # CLINICAL.md C2: oligoprogression inside a RECIST PR (every perturbed series must say the same)
+    states = [(tp["state"], tp["recist"] and tp["recist"]["overall"]) for tp in assessed(clean)]
+    assert states == [("baseline", None), ("no-progression", "PR"), ("oligoprogression", "PR")]
 
 
 def test_reverse_delivery(patient, clean):
-    assert signature(only(list(reversed(clean_series(patient))))) == signature(clean)
+    assert signature(perturbed := only(list(reversed(clean_series(patient))))) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)
 
 
 def test_any_arrival_order_gives_identical_output(patient):
@@ -65,7 +70,8 @@ def test_ohif_exports_with_fresh_tracking_uids_link_by_label(patient, clean):
     assert len({f.tracking_uid for r in reports for f in r.findings}) == 15  # a new UID at every export
     assert {f.tracking_identifier for r in reports for f in r.findings} == {OHIF_TOOL}
     timeline = only(reports)
-    assert signature(timeline) == signature(clean)
+    assert signature(perturbed := timeline) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)
     assert links(timeline) == {MatchMethod.LABEL}
 
 
@@ -75,7 +81,8 @@ def test_labels_differing_in_case_and_spacing(patient, clean):
     reports = read(*(make_sr(patient, tp, order) for order, tp in enumerate(tps, start=1)))
     assert {f.name for f in reports[2].findings} >= {"LIVER-1", "NODE-1"}
     timeline = only(reports)
-    assert signature(timeline) == signature(clean)
+    assert signature(perturbed := timeline) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)
     assert links(timeline) == {MatchMethod.LABEL}
 
 
@@ -98,7 +105,8 @@ def test_resaved_sr_naming_its_predecessor_supersedes_it(patient, clean):
                    make_sr(patient, patient.time_points[2], 3))
     assert reports[2].predecessors == (first.SOPInstanceUID,)
     timeline = only(reports)
-    assert signature(timeline) == signature(clean)
+    assert signature(perturbed := timeline) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)
     assert timeline.time_points[1].superseded == (first.SOPInstanceUID,)
     assert timeline.time_points[1].reports == (corrected.SOPInstanceUID,)
 
@@ -111,7 +119,8 @@ def test_later_save_by_the_same_observer_supersedes(patient, clean):
     reports = read(make_sr(patient, patient.time_points[2], 3), late, early,
                    make_sr(patient, patient.time_points[0], 1))
     timeline = only(reports)
-    assert signature(timeline) == signature(clean)
+    assert signature(perturbed := timeline) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)
     assert timeline.time_points[1].superseded == (early.SOPInstanceUID,)
 
 
@@ -127,7 +136,8 @@ def test_two_readers_disagreeing_on_one_study_is_a_conflict_not_a_guess(patient)
 def test_duplicate_delivery_is_ignored(patient, clean):
     reports = clean_series(patient)
     timeline = only(reports + [reports[1], reports[1]])
-    assert signature(timeline) == signature(clean)
+    assert signature(perturbed := timeline) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)
     assert timeline.time_points[1].reports == (reports[1].source_id,)
     assert any("arrived 3 times" in w for w in timeline.warnings)
 
@@ -142,7 +152,8 @@ def test_two_studies_on_one_date_measuring_different_lesions_form_one_time_point
                    make_sr(patient, chest, 2), make_sr(patient, patient.time_points[2], 3))
     assert len({r.study_uid for r in reports}) == 4
     timeline = only(reports)
-    assert signature(timeline) == signature(clean)
+    assert signature(perturbed := timeline) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)
     merged = timeline.time_points[1]
     assert merged.study_uid == reports[2].study_uid and merged.time == dt.time(8, 0)  # the earlier study
     assert merged.additional_study_uids == (reports[1].study_uid,)
@@ -167,4 +178,5 @@ def test_centimetres_in_one_report_and_millimetres_in_the_next(patient, clean):
     tps[1] = with_lesions(tps[1], unit="cm")
     reports = read(*(make_sr(patient, tp, order) for order, tp in enumerate(tps, start=1)))
     assert {m.original_unit.value for f in reports[1].findings for m in f.measurements} == {"cm"}
-    assert signature(only(reports)) == signature(clean)
+    assert signature(perturbed := only(reports)) == signature(clean)
+    assert assessed(perturbed) == assessed(clean)

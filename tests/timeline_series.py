@@ -77,3 +77,17 @@ def signature(timeline: PatientTimeline) -> tuple:
          tuple(sizes(o) for o in lesion.observations))
         for lesion in timeline.lesions))
     return points, lesions
+
+
+def assessed(timeline: PatientTimeline) -> list[dict]:
+    """What `oligo assess --json` says of each time point, without the parts that name the inputs
+    (report ids, lesion ids and spellings, study UIDs of merged same-day studies)."""
+    from adapter.assess import assess_timeline
+
+    document = assess_timeline(timeline).to_dict()
+    return [
+        {"date": tp["date"], "state": tp["state"], "recist": tp["recist"],
+         "progressing_count": tp["progressing_count"], "organ_count": tp["organ_count"],
+         "progressing": sorted((p["reason"], p["from_mm"], p["to_mm"], p["organ"]) for p in tp["progressing"])}
+        for tp in document["timepoints"]
+    ]
