@@ -4,11 +4,12 @@ an oligo/polyprogression assessment and a FHIR DiagnosticReport.
 Stable API (DESIGN.md §5.2)::
 
     report = adapter.read_sr(path_or_bytes)   # -> Report; raises adapter.InputError
+    reports = adapter.read_fhir(path_or_json) # -> list[Report]; raises adapter.InputError
 """
 
 from .errors import InputError
 from .model import Code, Finding, Measurement, MeasurementKind, Report, Role
-from .sources import read_sr
+from .sources import read_fhir, read_sr
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,6 @@ __all__ = [
     "MeasurementKind",
     "Report",
     "Role",
+    "read_fhir",
     "read_sr",
 ]
