@@ -20,7 +20,7 @@ from ..errors import InputError
 from . import fhir_codes
 from .dicom_json import looks_like_dicom_json
 
-_ABSOLUTE_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+_ABSOLUTE_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([^/\s]+?)(?:/_history/[^/]+)?$")
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def _parse_text(text: str, label: str) -> tuple[list[tuple[str, object]], list[s
     if not stripped.startswith(("{", "[")):
         raise InputError(label, "is not JSON, so neither a FHIR resource, Bundle nor NDJSON")
     try:
-        return [("the resource", _loads(stripped))], []
+        return [("the resource", _loads(text))], []
     except ValueError as exc:
         whole_error = exc
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]

@@ -292,23 +292,27 @@ class _Reader:
             fhir_codes.is_in(c, "measurement_group") for c in categories + codes)
         if is_group:
             self._read_group(entry, members, codes, part)
-        elif self._is_tumor_size(codes, meta):
+        elif self._is_tumor_size(resource, codes, meta):
             self._read_tumor_size(entry, codes, part)
         else:
             self._read_observation(entry, part, standalone=True)
         if not (part.measurements or part.role or part.response or part.qualitative or part.finding):
-            if not part.warnings:
-                self._skip(f"{self._name(entry)} holds no measurement or evaluation")
+            name = self._name(entry)
+            if not part.warnings and not any(s.startswith(name) for s in self.skipped):
+                self._skip(f"{name} holds no measurement or evaluation")
             for warning in part.warnings:
                 self._skip(warning)
             return None
         return part
 
-    def _is_tumor_size(self, codes: list[Code], meta: dict) -> bool:
+    def _is_tumor_size(self, resource: dict, codes: list[Code], meta: dict) -> bool:
+        """mCODE TumorSize by profile, or 21889-1 with dimensions in components (a plain 21889-1 carries
+        its size in valueQuantity and is read as a plain size Observation)."""
         key = fhir_codes.key_of("tumor_size")
         profile = fhir_codes.table()["tumor_size_profile"]
-        return any((c.scheme, c.value) == key for c in codes) or any(
-            str(p).split("|")[0] == profile for p in meta.get("profile") or ())
+        if any(str(p).split("|")[0] == profile for p in meta.get("profile") or ()):
+            return True
+        return any((c.scheme, c.value) == key for c in codes) and bool(resource.get("component"))
 
     def _read_site(self, entry: Entry, part: _Part) -> None:
         site = fhir_codes.first_code(entry.resource.get("bodySite"), self.notes)
@@ -404,6 +408,9 @@ class _Reader:
             return
         identity = self._identity(entry)
         size = fhir_codes.size_rule(codes)
+        for component in resource.get("component") or ():  # tracking ids carried as components
+            if isinstance(component, dict):
+                self._identity_component(fhir_codes.codes_of(component.get("code"), self.notes), component, part)
         if "valueQuantity" in resource:
             if standalone and size is None and not self._about_a_lesion(part, resource):
                 self._skip(f"{name} ({concept.meaning or concept.value}) is not a lesion measurement; skipped")
