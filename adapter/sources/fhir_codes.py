@@ -17,6 +17,18 @@ from .. import tables
 from ..model import Code, MeasurementKind, Role
 
 
+def many(value: object) -> list:
+    """A FHIR list element as a list, whatever a producer wrote (a lone object counts as one item)."""
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, dict) else []
+
+
+def text(value: object) -> str | None:
+    """A FHIR string element, stripped; None for anything else or empty."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 @cache
 def table() -> dict:
     text = resources.files("adapter.mappings").joinpath("fhir.yaml").read_text(encoding="utf-8")
@@ -53,8 +65,9 @@ class SystemNote:
 def scheme_of(system: str | None) -> tuple[str, SystemNote | None]:
     """Coding.system -> scheme designator, with a note when the system is not a URI."""
     data = table()
-    if not system:
+    if not isinstance(system, str) or not system.strip():
         return "", None
+    system = system.strip()
     known = data["code_systems"].get(system)
     if known:
         return known, None
@@ -72,12 +85,12 @@ def code_from_coding(coding: dict, notes: list[SystemNote]) -> Code | None:
     if not isinstance(coding, dict):
         return None
     value = coding.get("code")
-    if value is None or str(value).strip() == "":
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value).strip() == "":
         return None
     scheme, note = scheme_of(coding.get("system"))
     if note:
         notes.append(note)
-    code = Code(str(value).strip(), scheme, str(coding.get("display") or "").strip())
+    code = Code(str(value).strip(), scheme, text(coding.get("display")) or "")
     return tables.normalise_code(code)
 
 
@@ -85,9 +98,9 @@ def codes_of(concept: object, notes: list[SystemNote]) -> list[Code]:
     """All codings of a CodeableConcept (or a bare Coding, as R4 ImagingStudy.modality is)."""
     if not isinstance(concept, dict):
         return []
-    codings = concept.get("coding") if "coding" in concept else [concept]
+    codings = many(concept.get("coding")) if "coding" in concept else [concept]
     out = []
-    for coding in codings or ():
+    for coding in codings:
         code = code_from_coding(coding, notes)
         if code is not None:
             out.append(code)
@@ -100,11 +113,7 @@ def first_code(concept: object, notes: list[SystemNote]) -> Code | None:
 
 
 def text_of(concept: object) -> str | None:
-    if isinstance(concept, dict):
-        text = concept.get("text")
-        if isinstance(text, str) and text.strip():
-            return text.strip()
-    return None
+    return text(concept.get("text")) if isinstance(concept, dict) else None
 
 
 # --- measurement concepts ----------------------------------------------------------------------------

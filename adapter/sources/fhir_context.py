@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..model import Code
 from . import fhir_codes
 from .fhir_codes import SystemNote
-from .fhir_load import Entry, FhirInput
+from .fhir_load import Entry, FhirInput, many, text
 
 UID_SYSTEM = "urn:dicom:uid"
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -74,9 +74,9 @@ def _issuer(identifier: dict) -> str | None:
 
 
 def _best_identifier(identifiers: object) -> dict | None:
-    candidates = [i for i in identifiers or () if isinstance(i, dict) and str(i.get("value") or "").strip()]
+    candidates = [i for i in many(identifiers) if isinstance(i, dict) and str(i.get("value") or "").strip()]
     for ident in candidates:
-        codings = (ident.get("type") or {}).get("coding") or () if isinstance(ident.get("type"), dict) else ()
+        codings = many(ident["type"].get("coding")) if isinstance(ident.get("type"), dict) else []
         if any(isinstance(c, dict) and c.get("code") == "MR" for c in codings):
             return ident
     for use in ("official", "usual"):
@@ -116,7 +116,7 @@ def study_of_resource(entry: Entry, found: FhirInput) -> str | None:
     ImagingSelection (R5 `studyUid`, or the ImagingStudy it derives from)."""
     resource = entry.resource
     if entry.type == "ImagingStudy":
-        for ident in resource.get("identifier") or ():
+        for ident in many(resource.get("identifier")):
             if isinstance(ident, dict) and ident.get("system") == UID_SYSTEM and ident.get("value"):
                 return strip_oid(str(ident["value"]))
         if isinstance(resource.get("uid"), str):
@@ -170,7 +170,7 @@ def accession_of(resource: dict, context: Entry, found: FhirInput) -> str | None
         idents = target.resource.get("identifier") if target is not None else [ref.get("identifier")]
         for ident in idents or ():
             if isinstance(ident, dict) and ident.get("value"):
-                codings = (ident.get("type") or {}).get("coding") or () if isinstance(ident.get("type"), dict) else ()
+                codings = many(ident["type"].get("coding")) if isinstance(ident.get("type"), dict) else []
                 if any(isinstance(c, dict) and c.get("code") == "ACSN" for c in codings):
                     return str(ident["value"]).strip()
     return None
@@ -274,7 +274,7 @@ def read_body_structure(entry: Entry, identity: LesionIdentity, notes: list[Syst
     if ref:
         identity.add_body_id(ref)
     identity.tokens.add(("resource", entry.top.where, entry.where))
-    for ident in resource.get("identifier") or ():
+    for ident in many(resource.get("identifier")):
         if not isinstance(ident, dict) or not str(ident.get("value") or "").strip():
             continue
         types = fhir_codes.codes_of(ident.get("type"), notes)
@@ -294,14 +294,14 @@ def read_body_structure(entry: Entry, identity: LesionIdentity, notes: list[Syst
     identity.morphology = identity.morphology or fhir_codes.first_code(resource.get("morphology"), notes)
     # R4 / R4B: location + locationQualifier (laterality lives among the qualifiers)
     site = fhir_codes.first_code(resource.get("location"), notes)
-    qualifiers = [q for c in resource.get("locationQualifier") or () for q in fhir_codes.codes_of(c, notes)]
+    qualifiers = [q for c in many(resource.get("locationQualifier")) for q in fhir_codes.codes_of(c, notes)]
     # R5: includedStructure[].structure / laterality / qualifier
-    for included in resource.get("includedStructure") or ():
+    for included in many(resource.get("includedStructure")):
         if isinstance(included, dict):
             site = site or fhir_codes.first_code(included.get("structure"), notes)
             lat = fhir_codes.first_code(included.get("laterality"), notes)
             identity.laterality = identity.laterality or lat
-            qualifiers += [q for c in included.get("qualifier") or () for q in fhir_codes.codes_of(c, notes)]
+            qualifiers += [q for c in many(included.get("qualifier")) for q in fhir_codes.codes_of(c, notes)]
             break
     identity.site = identity.site or site
     for qualifier in qualifiers:
@@ -318,7 +318,7 @@ def lesion_references(resource: dict) -> list[dict]:
     url = fhir_codes.table()["body_site_extension"]
     holders = [resource, resource.get("bodySite") if isinstance(resource.get("bodySite"), dict) else {}]
     for holder in holders:
-        for ext in holder.get("extension") or ():
+        for ext in many(holder.get("extension")):
             if isinstance(ext, dict) and ext.get("url") == url:
                 refs += references(ext.get("valueReference"))
     return refs

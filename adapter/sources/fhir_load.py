@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from ..errors import InputError
 from . import fhir_codes
+from .fhir_codes import many, text  # noqa: F401  (re-exported for the readers)
 from .dicom_json import looks_like_dicom_json
 
 _ABSOLUTE_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([^/\s]+?)(?:/_history/[^/]+)?$")
@@ -101,7 +102,7 @@ class FhirInput:
 
 
 def _contained(container: Entry, local_id: str) -> Entry | None:
-    for index, item in enumerate(container.resource.get("contained") or (), start=1):
+    for index, item in enumerate(many(container.resource.get("contained")), start=1):
         if isinstance(item, dict) and str(item.get("id", "")) == local_id:
             return Entry(item, f"{container.where}, contained #{local_id}", container=container)
     return None
@@ -268,7 +269,7 @@ def bundle_identity(bundle: dict) -> str | None:
 def _all_resources(entries: list[Entry]) -> Iterator[dict]:
     for entry in entries:
         yield entry.resource
-        for item in entry.resource.get("contained") or ():
+        for item in many(entry.resource.get("contained")):
             if isinstance(item, dict):
                 yield item
 
@@ -282,6 +283,8 @@ def detect_version(entries: list[Entry], found: FhirInput) -> tuple[str, tuple[s
     r4: list[str] = []
     for resource in _all_resources(entries):
         kind = resource.get("resourceType")
+        if not isinstance(kind, str):
+            continue
         if kind in rules["r5_resource_types"]:
             r5.append(kind)
         if kind in rules["pre_r5_resource_types"]:
@@ -293,7 +296,7 @@ def detect_version(entries: list[Entry], found: FhirInput) -> tuple[str, tuple[s
         r5 += [f"{kind}.{e}" for e in rules["r5_elements"].get(kind, ()) if e in resource]
         pre5 += [f"{kind}.{e}" for e in rules["pre_r5_elements"].get(kind, ()) if e in resource]
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
-        for profile in meta.get("profile") or ():
+        for profile in many(meta.get("profile")):
             if any(str(profile).startswith(p) for p in rules["r5_profile_prefixes"]):
                 r5.append(f"profile {profile}")
             if any(str(profile).startswith(p) for p in rules["pre_r5_profile_prefixes"]):

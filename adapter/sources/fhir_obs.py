@@ -43,9 +43,10 @@ from .fhir_context import (
     strip_oid,
     studies_of,
 )
-from .fhir_load import Entry, FhirInput, describe, load
+from .fhir_load import Entry, FhirInput, describe, load, many, text
 
 UCUM_SYSTEMS = {"http://unitsofmeasure.org", "UCUM"}
+MALFORMED = "has FHIR content of an unexpected shape that cannot be read"
 
 
 def read_fhir(source: str | os.PathLike | bytes | dict | list, *, name: str | None = None) -> list[Report]:
@@ -62,6 +63,8 @@ def read_fhir(source: str | os.PathLike | bytes | dict | list, *, name: str | No
         raise
     except (RecursionError, MemoryError):
         raise InputError(label, "is nested too deeply or too large to read") from None
+    except (TypeError, AttributeError, KeyError, ValueError, ArithmeticError) as exc:  # last line of defence
+        raise InputError(label, f"{MALFORMED} ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 # --- parts: what one top-level Observation says about one lesion ------------------------------------
@@ -144,7 +147,7 @@ class _Reader:
         ignored = set(fhir_codes.table()["ignored_statuses"])
         kept = []
         for entry in observations:
-            status = entry.resource.get("status")
+            status = text(entry.resource.get("status"))
             if status in ignored:
                 self._skip(f"{self._name(entry)} is {status}; ignored")
             else:
@@ -156,7 +159,7 @@ class _Reader:
         superseding = set(fhir_codes.table()["superseding_statuses"])
         by_identifier: dict[str, list[tuple[int, Entry]]] = defaultdict(list)
         for order, entry in enumerate(observations):
-            for ident in entry.resource.get("identifier") or ():
+            for ident in many(entry.resource.get("identifier")):
                 if isinstance(ident, dict) and ident.get("value"):
                     by_identifier[f"{ident.get('system') or ''}|{ident['value']}"].append((order, entry))
 
@@ -165,7 +168,7 @@ class _Reader:
             resource = entry.resource
             meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
             version = str(meta.get("versionId") or "")
-            return (resource.get("status") in superseding, int(version) if version.isdigit() else -1,
+            return (text(resource.get("status")) in superseding, int(version) if version.isdigit() else -1,
                     str(meta.get("lastUpdated") or ""), str(resource.get("issued") or ""), order)
 
         dropped: set[int] = set()
@@ -209,10 +212,10 @@ class _Reader:
     def _identity(self, entry: Entry) -> str:
         """A stable identity: DICOM Observation UID, a business identifier, Observation/id, or fullUrl."""
         resource = entry.resource
-        for ident in resource.get("identifier") or ():
+        for ident in many(resource.get("identifier")):
             if isinstance(ident, dict) and ident.get("system") == UID_SYSTEM and ident.get("value"):
                 return strip_oid(str(ident["value"]))
-        for ident in resource.get("identifier") or ():
+        for ident in many(resource.get("identifier")):
             if isinstance(ident, dict) and ident.get("value"):
                 system = ident.get("system")
                 return f"{system}|{ident['value']}" if system else str(ident["value"])
@@ -235,7 +238,7 @@ class _Reader:
     def _context(self, entry: Entry, report: Entry | None, warnings: list[str]) -> _Context:
         resource = entry.resource
         found = self.found
-        ctx = _Context(status=resource.get("status"))
+        ctx = _Context(status=text(resource.get("status")))
         ctx.patient = patient_of(resource.get("subject"), entry, found)
         if ctx.patient is None and report is not None:
             ctx.patient = patient_of(report.resource.get("subject"), report, found)
@@ -254,8 +257,8 @@ class _Reader:
         if report is not None:
             candidates.append((imaging_study_started(report, found, ("imagingStudy", "study")),
                                "imaging-study-started"))
-        for text, source in candidates:
-            date, time = parse_date(text)
+        for written, source in candidates:
+            date, time = parse_date(written)
             if date is not None:
                 ctx.date, ctx.time, ctx.date_source = date, time, source
                 break
@@ -276,7 +279,7 @@ class _Reader:
         resource = entry.resource
         codes = fhir_codes.codes_of(resource.get("code"), self.notes)
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
-        why = fhir_codes.set_aside_reason(codes, list(meta.get("profile") or ()))
+        why = fhir_codes.set_aside_reason(codes, list(many(meta.get("profile"))))
         if why:
             self.set_aside.append(f"{why}: {self._name(entry)}")
             return None
@@ -287,7 +290,7 @@ class _Reader:
         part.method = fhir_codes.first_code(resource.get("method"), self.notes)
         members = [self.found.resolve(r, entry) for r in references(resource.get("hasMember"))]
         members = [m for m in members if m is not None and m.type == "Observation"]
-        categories = [c for cat in resource.get("category") or () for c in fhir_codes.codes_of(cat, self.notes)]
+        categories = [c for cat in many(resource.get("category")) for c in fhir_codes.codes_of(cat, self.notes)]
         is_group = bool(resource.get("hasMember")) or any(
             fhir_codes.is_in(c, "measurement_group") for c in categories + codes)
         if is_group:
@@ -310,7 +313,7 @@ class _Reader:
         its size in valueQuantity and is read as a plain size Observation)."""
         key = fhir_codes.key_of("tumor_size")
         profile = fhir_codes.table()["tumor_size_profile"]
-        if any(str(p).split("|")[0] == profile for p in meta.get("profile") or ()):
+        if any(str(p).split("|")[0] == profile for p in many(meta.get("profile"))):
             return True
         return any((c.scheme, c.value) == key for c in codes) and bool(resource.get("component"))
 
@@ -333,7 +336,7 @@ class _Reader:
         part.category = category
         ignored = set(fhir_codes.table()["ignored_statuses"])
         for member in members:
-            if member.resource.get("status") in ignored:
+            if text(member.resource.get("status")) in ignored:
                 part.warnings.append(f"{self._name(member)} is {member.resource.get('status')}; ignored")
                 continue
             identity = read_lesion_identity(member, self.found, self.notes)
@@ -354,7 +357,7 @@ class _Reader:
                                  "it measures): its lesion identity is unknown")
         part.finding = part.finding or part.identity.morphology
         seen_additional = False
-        for index, component in enumerate(resource.get("component") or (), start=1):
+        for index, component in enumerate(many(resource.get("component")), start=1):
             if not isinstance(component, dict):
                 continue
             comp_codes = fhir_codes.codes_of(component.get("code"), self.notes)
@@ -408,7 +411,7 @@ class _Reader:
             return
         identity = self._identity(entry)
         size = fhir_codes.size_rule(codes)
-        for component in resource.get("component") or ():  # tracking ids carried as components
+        for component in many(resource.get("component")):  # tracking ids carried as components
             if isinstance(component, dict):
                 self._identity_component(fhir_codes.codes_of(component.get("code"), self.notes), component, part)
         if "valueQuantity" in resource:
@@ -421,7 +424,7 @@ class _Reader:
         if "valueCodeableConcept" in resource or "valueString" in resource:
             self._evaluation(entry, concept, part, standalone)
             return
-        components = [c for c in resource.get("component") or () if isinstance(c, dict)]
+        components = [c for c in many(resource.get("component")) if isinstance(c, dict)]
         if components and (size is not None or self._about_a_lesion(part, resource) or not standalone):
             for index, component in enumerate(components, start=1):
                 comp_codes = fhir_codes.codes_of(component.get("code"), self.notes)
@@ -452,7 +455,7 @@ class _Reader:
         resource = entry.resource
         value: Code | str | None = fhir_codes.first_code(resource.get("valueCodeableConcept"), self.notes)
         if value is None:
-            value = fhir_codes.text_of(resource.get("valueCodeableConcept")) or resource.get("valueString")
+            value = fhir_codes.text_of(resource.get("valueCodeableConcept")) or text(resource.get("valueString"))
         if (concept.scheme, concept.value) == fhir_codes.key_of("baseline_category"):
             role = fhir_codes.role_of(value if isinstance(value, Code) else None)
             if role is None:
@@ -485,7 +488,7 @@ class _Reader:
             part.warnings.append(f"{where} ({what}) has no finite number ({raw!r}); skipped")
             return
         unit_text = str(quantity.get("code") or quantity.get("unit") or "").strip()
-        system = quantity.get("system")
+        system = text(quantity.get("system"))
         if system and system not in UCUM_SYSTEMS and unit_text:
             part.warnings.append(f"{where}: unit {unit_text!r} is coded in {system}, not UCUM; read as the UCUM unit "
                                  "of that name")
