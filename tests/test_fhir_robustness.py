@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 import adapter
 from adapter.sources.fhir_obs import MALFORMED
+from fixtures.fhir_generate import make_fhir_series
+from fixtures.generate import demo_patients
 
 FHIR = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
-DOCUMENTS = [json.loads(p.read_text()) for p in sorted(FHIR.glob("*.json"))]
+DOCUMENTS = [json.loads(p.read_text()) for p in sorted(FHIR.glob("*.json"))] + make_fhir_series(demo_patients()[0])
 
 JUNK = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=6),

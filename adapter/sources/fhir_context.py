@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from ..model import Code
 from . import fhir_codes
-from .fhir_codes import SystemNote
-from .fhir_load import Entry, FhirInput, many, text
+from .fhir_codes import SystemNote, many, text
+from .fhir_load import Entry, FhirInput
 
 UID_SYSTEM = "urn:dicom:uid"
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")

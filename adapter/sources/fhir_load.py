@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from ..errors import InputError
 from . import fhir_codes
-from .fhir_codes import many, text  # noqa: F401  (re-exported for the readers)
+from .fhir_codes import many
 from .dicom_json import looks_like_dicom_json
 
 _ABSOLUTE_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([^/\s]+?)(?:/_history/[^/]+)?$")

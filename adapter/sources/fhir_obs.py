@@ -11,28 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 from .. import tables
 from ..errors import InputError
-from ..model import (
-    Code,
-    Finding,
-    Measurement,
-    MeasurementKind,
-    Provenance,
-    Qualitative,
-    Report,
-    Role,
-    SourceKind,
-)
+from ..model import Code, MeasurementKind, Qualitative, Report
 from . import fhir_codes
-from .fhir_codes import SystemNote
+from .fhir_codes import SystemNote, many, text
 from .fhir_context import (
     UID_SYSTEM,
-    LesionIdentity,
-    PatientRef,
     accession_of,
     effective_of,
     imaging_study_started,
@@ -43,9 +29,10 @@ from .fhir_context import (
     strip_oid,
     studies_of,
 )
-from .fhir_load import Entry, FhirInput, describe, load, many, text
+from .fhir_load import Entry, FhirInput, describe, load
+from .fhir_quantity import read_quantity
+from .fhir_report import Context, Part, ReportBuilder
 
-UCUM_SYSTEMS = {"http://unitsofmeasure.org", "UCUM"}
 MALFORMED = "has FHIR content of an unexpected shape that cannot be read"
 
 
@@ -67,39 +54,6 @@ def read_fhir(source: str | os.PathLike | bytes | dict | list, *, name: str | No
         raise InputError(label, f"{MALFORMED} ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
-# --- parts: what one top-level Observation says about one lesion ------------------------------------
-
-
-@dataclass
-class _Context:
-    patient: PatientRef | None = None
-    study_uid: str | None = None
-    date: dt.date | None = None
-    time: dt.time | None = None
-    date_source: str | None = None
-    issued: dt.datetime | None = None
-    accession: str | None = None
-    status: str | None = None
-    observer: str | None = None
-    report_id: str | None = None  # the DiagnosticReport that lists this Observation
-
-
-@dataclass
-class _Part:
-    source: str  # identity of the top-level Observation
-    context: _Context
-    identity: LesionIdentity
-    finding: Code | None = None
-    category: Code | None = None
-    method: Code | None = None
-    role: Role | None = None
-    response: Code | None = None
-    qualitative: list[Qualitative] = field(default_factory=list)
-    measurements: list[Measurement] = field(default_factory=list)
-    predecessors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
 class _Reader:
     def __init__(self, found: FhirInput):
         self.found = found
@@ -119,7 +73,7 @@ class _Reader:
         observations, predecessors = self._supersede(observations)
         members = self._members(observations)
         reports_of = self._diagnostic_reports()
-        parts: list[_Part] = []
+        parts: list[Part] = []
         for entry in observations:
             if id(entry.resource) in members:
                 continue
@@ -129,7 +83,7 @@ class _Reader:
                 parts.append(part)
         if not parts:
             raise InputError(found.label, self._nothing_usable())
-        return self._reports(parts)
+        return ReportBuilder(found, self.notes, self.skipped, self.set_aside).reports(parts)
 
     def _nothing_usable(self) -> str:
         if self.set_aside and not self.skipped:
@@ -235,10 +189,10 @@ class _Reader:
 
     # --- one top-level Observation ----------------------------------------------------------------
 
-    def _context(self, entry: Entry, report: Entry | None, warnings: list[str]) -> _Context:
+    def _context(self, entry: Entry, report: Entry | None, warnings: list[str]) -> Context:
         resource = entry.resource
         found = self.found
-        ctx = _Context(status=text(resource.get("status")))
+        ctx = Context(status=text(resource.get("status")))
         ctx.patient = patient_of(resource.get("subject"), entry, found)
         if ctx.patient is None and report is not None:
             ctx.patient = patient_of(report.resource.get("subject"), report, found)
@@ -275,7 +229,7 @@ class _Reader:
             ctx.report_id = self._identity(report)
         return ctx
 
-    def _part(self, entry: Entry, report: Entry | None) -> _Part | None:
+    def _part(self, entry: Entry, report: Entry | None) -> Part | None:
         resource = entry.resource
         codes = fhir_codes.codes_of(resource.get("code"), self.notes)
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
@@ -284,7 +238,7 @@ class _Reader:
             self.set_aside.append(f"{why}: {self._name(entry)}")
             return None
         warnings: list[str] = []
-        part = _Part(self._identity(entry), self._context(entry, report, warnings),
+        part = Part(self._identity(entry), self._context(entry, report, warnings),
                      read_lesion_identity(entry, self.found, self.notes), warnings=warnings)
         self._read_site(entry, part)
         part.method = fhir_codes.first_code(resource.get("method"), self.notes)
@@ -317,7 +271,7 @@ class _Reader:
             return True
         return any((c.scheme, c.value) == key for c in codes) and bool(resource.get("component"))
 
-    def _read_site(self, entry: Entry, part: _Part) -> None:
+    def _read_site(self, entry: Entry, part: Part) -> None:
         site = fhir_codes.first_code(entry.resource.get("bodySite"), self.notes)
         identity = part.identity
         if site is None:
@@ -328,7 +282,7 @@ class _Reader:
             part.warnings.append(f"{self._name(entry)}: bodySite {site} differs from its BodyStructure's "
                                  f"location {identity.site}; the BodyStructure is used")
 
-    def _read_group(self, entry: Entry, members: list[Entry], codes: list[Code], part: _Part) -> None:
+    def _read_group(self, entry: Entry, members: list[Entry], codes: list[Code], part: Part) -> None:
         """HL7 DICOM-SR IG ImagingMeasurementGroup: value = Finding, hasMember = measurements/evaluations."""
         resource = entry.resource
         part.finding = fhir_codes.first_code(resource.get("valueCodeableConcept"), self.notes)
@@ -345,7 +299,7 @@ class _Reader:
                 part.identity.site = fhir_codes.first_code(member.resource.get("bodySite"), self.notes)
             self._read_observation(member, part, standalone=False)
 
-    def _read_tumor_size(self, entry: Entry, codes: list[Code], part: _Part) -> None:
+    def _read_tumor_size(self, entry: Entry, codes: list[Code], part: Part) -> None:
         """mCODE TumorSize: components 33728-7 (longest) and 33729-5 (others, largest first)."""
         resource = entry.resource
         if not resource.get("focus"):
@@ -367,39 +321,38 @@ class _Reader:
             where = f"{self._name(entry)} component {index}"
             if found is None:
                 concept = comp_codes[0] if comp_codes else Code("", "")
-                self._quantity(component, concept, tables.ConceptRule(MeasurementKind.OTHER, None), where,
-                               self._identity(entry), part)
+                self._measure(part, component, concept, tables.ConceptRule(MeasurementKind.OTHER, None), where,
+                              self._identity(entry))
                 continue
             concept, rule = found
             if fhir_codes.is_additional_dimension(concept):
                 if seen_additional:
                     rule = tables.ConceptRule(fhir_codes.additional_dimension_kind(), rule.dimension)
                 seen_additional = True
-            self._quantity(component, concept, rule, where, self._identity(entry), part, method=part.method)
+            self._measure(part, component, concept, rule, where, self._identity(entry), method=part.method)
         if "valueQuantity" in resource and not resource.get("component"):
-            concept, rule = fhir_codes.size_rule(codes)
-            self._quantity(resource, concept, rule, self._name(entry), self._identity(entry), part,
-                           method=part.method)
+            concept, rule = fhir_codes.size_rule(codes) or fhir_codes.size_rule([Code("21889-1", "LN", "Size Tumor")])
+            self._measure(part, resource, concept, rule, self._name(entry), self._identity(entry), method=part.method)
         elif not resource.get("component"):
             part.warnings.append(f"{self._name(entry)} is a TumorSize without any dimension; skipped")
 
-    def _identity_component(self, codes: list[Code], component: dict, part: _Part) -> bool:
+    def _identity_component(self, codes: list[Code], component: dict, part: Part) -> bool:
         spec = fhir_codes.table()["identity_components"]
         keys = {(c.scheme, c.value) for c in codes}
-        text = component.get("valueString")
-        if not isinstance(text, str):
-            text = fhir_codes.text_of(component.get("valueCodeableConcept"))
+        written = component.get("valueString")
+        if not isinstance(written, str):
+            written = fhir_codes.text_of(component.get("valueCodeableConcept"))
         if (spec["tracking_uid"]["scheme"], spec["tracking_uid"]["code"]) in keys:
-            if text:
-                part.identity.set_uid(text)
+            if written:
+                part.identity.set_uid(written)
             return True
         if (spec["tracking_identifier"]["scheme"], spec["tracking_identifier"]["code"]) in keys:
-            if text:
-                part.identity.set_identifier(text)
+            if written:
+                part.identity.set_identifier(written)
             return True
         return False
 
-    def _read_observation(self, entry: Entry, part: _Part, *, standalone: bool) -> None:
+    def _read_observation(self, entry: Entry, part: Part, *, standalone: bool) -> None:
         """A single measurement or qualitative evaluation (standalone, or a member of a group)."""
         resource = entry.resource
         codes = fhir_codes.codes_of(resource.get("code"), self.notes)
@@ -419,7 +372,7 @@ class _Reader:
                 self._skip(f"{name} ({concept.meaning or concept.value}) is not a lesion measurement; skipped")
                 return
             sized_concept, rule = size or (concept, tables.concept_rule(concept))
-            self._quantity(resource, sized_concept, rule, name, identity, part, method=method)
+            self._measure(part, resource, sized_concept, rule, name, identity, method=method)
             return
         if "valueCodeableConcept" in resource or "valueString" in resource:
             self._evaluation(entry, concept, part, standalone)
@@ -432,13 +385,13 @@ class _Reader:
                     continue
                 comp_size = fhir_codes.size_rule(comp_codes)
                 if comp_size is not None:
-                    self._quantity(component, *comp_size, f"{name} component {index}", identity, part, method=method)
+                    self._measure(part, component, *comp_size, f"{name} component {index}", identity, method=method)
                 elif size is not None:
-                    self._quantity(component, *size, f"{name} component {index}", identity, part, method=method)
+                    self._measure(part, component, *size, f"{name} component {index}", identity, method=method)
                 else:  # e.g. Mean / Minimum of an attenuation: derivations of the Observation's concept
                     rule = tables.concept_rule(concept)
-                    self._quantity(component, concept, rule, f"{name} component {index}", identity, part,
-                                   method=method, derivation=comp_codes[0] if comp_codes else None)
+                    self._measure(part, component, concept, rule, f"{name} component {index}", identity,
+                                  method=method, derivation=comp_codes[0] if comp_codes else None)
             return
         if standalone and size is None and not self._about_a_lesion(part, resource):
             self._skip(f"{name} ({concept.meaning or concept.value}) is not a lesion observation; skipped")
@@ -447,11 +400,11 @@ class _Reader:
         why = f" (dataAbsentReason {absent.meaning or absent.value})" if absent else ""
         part.warnings.append(f"{name} ({concept.meaning or concept.value}) has no value{why}; skipped")
 
-    def _about_a_lesion(self, part: _Part, resource: dict) -> bool:
+    def _about_a_lesion(self, part: Part, resource: dict) -> bool:
         identity = part.identity
         return bool(identity.tokens or identity.tracking_identifier or resource.get("bodySite"))
 
-    def _evaluation(self, entry: Entry, concept: Code, part: _Part, standalone: bool) -> None:
+    def _evaluation(self, entry: Entry, concept: Code, part: Part, standalone: bool) -> None:
         resource = entry.resource
         value: Code | str | None = fhir_codes.first_code(resource.get("valueCodeableConcept"), self.notes)
         if value is None:
@@ -473,202 +426,8 @@ class _Reader:
         if value:
             part.qualitative.append(Qualitative(concept, value))
 
-    # --- quantities ----------------------------------------------------------------------------------
-
-    def _quantity(self, holder: dict, concept: Code, rule: tables.ConceptRule, where: str, obs_id: str,
-                  part: _Part, *, method: Code | None = None, derivation: Code | None = None) -> None:
-        quantity = holder.get("valueQuantity")
-        what = concept.meaning or concept.value
-        if not isinstance(quantity, dict) or quantity.get("value") is None:
-            part.warnings.append(f"{where} ({what}) has no value; skipped")
-            return
-        raw = quantity["value"]
-        number = Decimal(raw) if isinstance(raw, (int, Decimal)) and not isinstance(raw, bool) else None
-        if number is None or not number.is_finite():
-            part.warnings.append(f"{where} ({what}) has no finite number ({raw!r}); skipped")
-            return
-        unit_text = str(quantity.get("code") or quantity.get("unit") or "").strip()
-        system = text(quantity.get("system"))
-        if system and system not in UCUM_SYSTEMS and unit_text:
-            part.warnings.append(f"{where}: unit {unit_text!r} is coded in {system}, not UCUM; read as the UCUM unit "
-                                 "of that name")
-        elif system == "UCUM":
-            self.notes.append(SystemNote("UCUM", "is not a URI (non-conformant FHIR); read as UCUM"))
-        unit = Code(unit_text, "UCUM", str(quantity.get("unit") or "").strip()) if unit_text else None
-        kind, value, unit_code, quarantined = self._normalise(rule, number, unit_text, what, where, part)
-        comparator = quantity.get("comparator")
-        if comparator and quarantined is None and value is not None:
-            quarantined = f"the value is a bound ({comparator} {raw}), not a measurement"
-            part.warnings.append(f"{where}: {what} {comparator}{raw} quarantined: {quarantined}")
-            value = None
-        part.measurements.append(Measurement(
-            kind=kind, concept=concept, value=value, unit=unit_code, original_value=str(raw),
-            original_unit=unit, derivation=derivation, method=method, quarantined=quarantined,
-            provenance=Provenance(observation_uid=obs_id),
-        ))
-
-    def _normalise(self, rule: tables.ConceptRule, number: Decimal, unit_text: str, what: str, where: str,
-                   part: _Part):
-        """Kind from concept and unit dimension; value converted to mm / mm2 / mm3 when it is a size."""
-        unit_rule = tables.unit_rule(unit_text)
-        if rule.dimension is None:
-            if unit_rule.dimension:
-                return MeasurementKind.OTHER, number * unit_rule.factor, unit_rule.canonical, None
-            return MeasurementKind.OTHER, number, unit_text or None, None
-        if unit_rule.dimension is None:
-            reason = (f"unit {unit_text!r} is not a calibrated {rule.dimension} (UCUM mm, cm, m or um)"
-                      if unit_text else f"no unit given for a {rule.dimension}")
-            part.warnings.append(f"{where}: {what} {number} quarantined: {reason}")
-            return rule.kind, None, unit_text or None, reason
-        kind = rule.kind
-        if unit_rule.dimension != rule.dimension:
-            kind = MeasurementKind(unit_rule.dimension)
-            part.warnings.append(f"{where}: {what} is coded as a {rule.dimension} but its unit {unit_text!r} "
-                                 f"measures {unit_rule.dimension}; read as {kind.value}")
-        return kind, number * unit_rule.factor, unit_rule.canonical, None
-
-    # --- parts -> findings -> reports ---------------------------------------------------------------
-
-    def _reports(self, parts: list[_Part]) -> list[Report]:
-        groups: dict[tuple, list[_Part]] = defaultdict(list)
-        for part in parts:
-            patient = part.context.patient
-            key = (patient.patient_id if patient else None, patient.issuer if patient else None,
-                   part.context.study_uid or ("date", part.context.date))
-            groups[key].append(part)
-        patients = {(k[0], k[1]) for k in groups}
-        reports = []
-        for key, members in groups.items():
-            suffix = None
-            if len(groups) > 1:
-                suffix = f"{key[0] or 'no-patient'}/{key[2] if isinstance(key[2], str) else key[2][1] or 'no-date'}"
-            reports.append(self._report(members, suffix, len(patients)))
-        reports.sort(key=lambda r: (r.patient_id or "", r.patient_issuer or "", r.imaging_date or dt.date.min,
-                                    r.study_uid or "", r.source_id))
-        return reports
-
-    def _report(self, parts: list[_Part], suffix: str | None, n_patients: int) -> Report:
-        warnings = list(self.found.warnings)
-        if n_patients > 1:
-            warnings.append(f"the input holds {n_patients} patients; read per patient")
-        findings = tuple(self._finding(lesion, warnings) for lesion in _lesions(parts))
-        ctx = parts[0].context
-        dates = sorted({p.context.date for p in parts if p.context.date})
-        if len(dates) > 1:
-            warnings.append(f"the Observations of study {ctx.study_uid} carry {len(dates)} dates; the earliest is used")
-        date_part = min((p for p in parts if p.context.date), key=lambda p: p.context.date, default=parts[0])
-        for part in parts:
-            warnings += part.warnings
-        warnings += [f"coding system {n.system!r} {n.reason}" for n in self.notes]
-        warnings += self.skipped
-        warnings += [f"{s}; set aside" for s in self.set_aside]
-        patient = ctx.patient
-        if patient is None:
-            warnings.append("no patient (Observation.subject): this report cannot be placed on a patient's timeline")
-        elif patient.note:
-            warnings.append(patient.note)
-        if date_part.context.date is None:
-            warnings.append("no date anywhere (effective[x], issued, ImagingStudy.started)")
-        if ctx.study_uid is None:
-            warnings.append("no imaging study (partOf / derivedFrom ImagingStudy): the date stands for the time point")
-        statuses = {p.context.status for p in parts}
-        preliminary = "PRELIMINARY" if statuses & {"preliminary", "registered"} else (
-            "FINAL" if statuses & {"final", "amended", "corrected", "appended"} else None)
-        return Report(
-            source_kind=SourceKind.FHIR,
-            source_id=self._source_id(parts, suffix),
-            sop_class_uid=None,
-            patient_id=patient.patient_id if patient else None,
-            patient_issuer=patient.issuer if patient else None,
-            study_uid=ctx.study_uid,
-            sr_study_uid=None,
-            series_uid=None,
-            accession=next((p.context.accession for p in parts if p.context.accession), None),
-            imaging_date=date_part.context.date,
-            imaging_time=date_part.context.time,
-            imaging_date_source=date_part.context.date_source,
-            content_datetime=next((p.context.issued for p in parts if p.context.issued), None),
-            modality=None,
-            completion_flag=None,
-            verification_flag=None,
-            preliminary_flag=preliminary,
-            observer=next((p.context.observer for p in parts if p.context.observer), None),
-            predecessors=tuple(dict.fromkeys(x for p in parts for x in p.predecessors)),
-            time_point=None,
-            findings=findings,
-            warnings=tuple(dict.fromkeys(warnings)),
-            fhir_version=self.found.version,
-        )
-
-    def _source_id(self, parts: list[_Part], suffix: str | None) -> str:
-        report_ids = {p.context.report_id for p in parts}
-        if len(report_ids) == 1 and None not in report_ids:
-            return report_ids.pop()
-        sources = list(dict.fromkeys(p.source for p in parts))
-        if len(sources) == 1:
-            return sources[0]
-        base = self.found.container_id or f"sha256:{self.found.digest[:16]}"
-        return f"{base}#{suffix}" if suffix else base
-
-    def _finding(self, parts: list[_Part], warnings: list[str]) -> Finding:
-        identity = LesionIdentity()
-        for part in parts:
-            identity.merge(part.identity)
-        warnings += identity.notes
-        first = lambda name: next((getattr(p, name) for p in parts if getattr(p, name) is not None), None)  # noqa: E731
-        finding = first("finding") or identity.morphology
-        category = first("category")
-        role = first("role")
-        site = identity.site
-        kind = tables.identifier_kind(identity.tracking_identifier) if identity.tracking_identifier else None
-        label = identity.label
-        if label is None and identity.tracking_identifier is None:
-            label = next((t.split("|", 1)[-1] for t in identity.body_structure_ids
-                          if not t.startswith("BodyStructure/")), None)
-        anatomy = tables.anatomy_of(site)
-        if anatomy.organ is None and finding is not None and not tables.is_structure(finding, None):
-            anatomy = tables.anatomy_of(finding)
-        return Finding(
-            tracking_uid=identity.tracking_uid,
-            tracking_identifier=identity.tracking_identifier,
-            identifier_kind=kind,
-            label=label,
-            finding=finding,
-            finding_category=category,
-            site=site,
-            laterality=identity.laterality,
-            topographical_modifier=identity.topographical_modifier,
-            anatomy=anatomy,
-            is_lesion=not tables.is_structure(finding, category) and role is not Role.NON_LESION,
-            role=role,
-            response=first("response"),
-            qualitative=tuple(q for p in parts for q in p.qualitative),
-            measurements=tuple(m for p in parts for m in p.measurements),
-            method=first("method"),
-            provenance=Provenance(observation_uid=parts[0].source),
-            body_structure_ids=tuple(identity.body_structure_ids),
-        )
-
-
-def _lesions(parts: list[_Part]) -> list[list[_Part]]:
-    """Parts that share any identity token (Tracking UID, BodyStructure) describe one lesion."""
-    parent = list(range(len(parts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    owner: dict = {}
-    for index, part in enumerate(parts):
-        for token in part.identity.tokens:
-            if token in owner:
-                parent[root(index)] = root(owner[token])
-            else:
-                owner[token] = index
-    grouped: dict[int, list[_Part]] = defaultdict(list)
-    for index, part in enumerate(parts):
-        grouped[root(index)].append(part)
-    return [grouped[k] for k in sorted(grouped)]
-
+    def _measure(self, part: Part, holder: dict, concept: Code, rule: tables.ConceptRule, where: str, obs_id: str,
+                 **kwargs) -> None:
+        measurement = read_quantity(holder, concept, rule, where, obs_id, part.warnings, self.notes, **kwargs)
+        if measurement is not None:
+            part.measurements.append(measurement)
