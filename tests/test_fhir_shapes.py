@@ -194,3 +194,31 @@ def test_fhir_versions_are_told_apart_from_the_content():
     assert version({"resourceType": "ImagingSelection", "status": "available"}) == "R5"
     assert version({"resourceType": "BodyStructure", "includedStructure": []}) == "R5"
     assert version({"resourceType": "Media", "status": "completed"}) == "R4"  # gone in R5
+
+
+def test_identity_of_an_unnamed_bundle_survives_reformatting():
+    """A Bundle without id or identifier is named by a digest of its content, not of its bytes."""
+    from fixtures.fhir_generate import make_fhir_series
+    from fixtures.generate import demo_patients
+
+    bundle = make_fhir_series(demo_patients()[0])[0]
+    compact = adapter.read_fhir(json.dumps(bundle, separators=(",", ":")))
+    pretty = adapter.read_fhir(json.dumps(bundle, indent=4).encode())
+    assert compact[0].source_id == pretty[0].source_id == adapter.read_fhir(bundle)[0].source_id
+    assert compact[0].source_id.startswith("sha256:") and len(compact[0].source_id) == len("sha256:") + 16
+    bundle["entry"][3]["resource"]["valueQuantity"]["value"] = 43.0
+    assert adapter.read_fhir(bundle)[0].source_id != compact[0].source_id
+
+
+def test_r5_imaging_selection_names_the_study():
+    selection = {"resourceType": "ImagingSelection", "id": "sel-1", "status": "available",
+                 "studyUid": "urn:oid:2.25.123", "code": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM",
+                                                                       "code": "111030"}]}}
+    obs = {"resourceType": "Observation", "status": "final", "subject": {"identifier": {"value": "S-1"}},
+           "effectiveDateTime": "2024-01-01", "derivedFrom": [{"reference": "ImagingSelection/sel-1"}],
+           "code": {"coding": [{"system": "http://snomed.info/sct", "code": "103339001"}]},
+           "bodySite": {"coding": [{"system": "http://snomed.info/sct", "code": "10200004"}]},
+           "valueQuantity": {"value": 12, "system": "http://unitsofmeasure.org", "code": "mm"}}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": selection}, {"resource": obs}]}
+    (report,) = adapter.read_fhir(bundle)
+    assert report.study_uid == "2.25.123" and report.fhir_version == "R5"

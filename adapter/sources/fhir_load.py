@@ -66,7 +66,7 @@ class FhirInput:
     label: str
     entries: list[Entry]
     container_id: str | None  # Bundle identifier or Bundle/id of the outermost Bundle
-    digest: str  # sha256 of the input bytes: a stable identity when nothing else is given
+    digest: str  # sha256 of the canonical content: a stable identity when nothing else is given
     version: str = "R4"
     version_evidence: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
@@ -153,20 +153,19 @@ def load(source: object, label: str) -> FhirInput:
         if not isinstance(source, (dict, list)):
             raise TypeError(f"read_fhir takes a path, bytes, JSON text, a dict or a list, not {type(source)}")
         try:
-            text = json.dumps(source, sort_keys=True)
+            text = json.dumps(source)
         except (TypeError, ValueError) as exc:
             raise InputError(label, f"is not JSON-serialisable FHIR ({exc})") from None
-        digest = hashlib.sha256(text.encode()).hexdigest()
         objects, notes = [("the resource", _loads(text))], []  # numbers as Decimal, as when read from bytes
     else:
         if not data.strip():
             raise InputError(label, "is empty")
-        digest = hashlib.sha256(data).hexdigest()
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise InputError(label, "is not UTF-8 text, so not FHIR JSON") from None
         objects, notes = _parse_text(text, label)
+    digest = content_digest([obj for _, obj in objects])
     found = FhirInput(label=label, entries=[], container_id=None, digest=digest)
     for note in notes:
         found.warn(note)
@@ -177,6 +176,13 @@ def load(source: object, label: str) -> FhirInput:
     found.index()
     found.version, found.version_evidence = detect_version(found.entries, found)
     return found
+
+
+def content_digest(objects: list) -> str:
+    """sha256 of the parsed content in canonical form: the same resources give the same identity however
+    they were formatted or passed in, so a resend is recognised."""
+    canonical = json.dumps(objects, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _parse_text(text: str, label: str) -> tuple[list[tuple[str, object]], list[str]]:
