@@ -88,7 +88,7 @@ def code_from_coding(coding: dict, notes: list[SystemNote]) -> Code | None:
     if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value).strip() == "":
         return None
     scheme, note = scheme_of(coding.get("system"))
-    if note:
+    if note and note not in notes:
         notes.append(note)
     code = Code(str(value).strip(), scheme, text(coding.get("display")) or "")
     return tables.normalise_code(code)

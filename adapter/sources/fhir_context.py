@@ -266,16 +266,12 @@ def _identifier_token(ident: dict) -> str:
     return f"{system}|{value}" if isinstance(system, str) and system else value
 
 
-def read_body_structure(entry: Entry, identity: LesionIdentity, notes: list[SystemNote]) -> None:
-    """BodyStructure identifiers (DICOM tracking ids, mCODE Tumor ids) and its location, R4 or R5."""
-    resource = entry.resource
+def read_identifiers(identifiers: object, identity: LesionIdentity, notes: list[SystemNote]) -> None:
+    """BodyStructure identifiers: DICOM tracking identifier / UID by type (or dsr2fhir's system), any
+    other (mCODE Tumor's bodyStructureIdentifier, a local tag) as a body-structure identifier."""
     table = fhir_codes.table()
-    ref = entry.reference()
-    if ref:
-        identity.add_body_id(ref)
-    identity.tokens.add(("resource", entry.top.where, entry.where))
-    for ident in many(resource.get("identifier")):
-        if not isinstance(ident, dict) or not str(ident.get("value") or "").strip():
+    for ident in many(identifiers):
+        if not isinstance(ident, dict) or not text(str(ident.get("value") or "")):
             continue
         types = fhir_codes.codes_of(ident.get("type"), notes)
         value = str(ident["value"]).strip()
@@ -289,6 +285,18 @@ def read_body_structure(entry: Entry, identity: LesionIdentity, notes: list[Syst
             identity.set_identifier(value)
         else:
             identity.add_body_id(_identifier_token(ident))
+
+
+def read_body_structure(entry: Entry, identity: LesionIdentity, notes: list[SystemNote]) -> None:
+    """A resolved BodyStructure: its identifiers and its location, R4 (location + locationQualifier) or R5
+    (includedStructure)."""
+    resource = entry.resource
+    table = fhir_codes.table()
+    ref = entry.reference()
+    if ref:
+        identity.add_body_id(ref)
+    identity.tokens.add(("resource", entry.top.where, entry.where))
+    read_identifiers(resource.get("identifier"), identity, notes)
     if identity.label is None and isinstance(resource.get("description"), str) and resource["description"].strip():
         identity.label = resource["description"].strip()
     identity.morphology = identity.morphology or fhir_codes.first_code(resource.get("morphology"), notes)
@@ -335,9 +343,5 @@ def read_lesion_identity(observation: Entry, found: FhirInput, notes: list[Syste
             text = ref.get("reference")
             if isinstance(text, str) and text.strip():
                 identity.add_body_id(text.strip().split("/_history/")[0])  # not in the input: kept as a reference
-            ident = ref.get("identifier")
-            if isinstance(ident, dict) and str(ident.get("value") or "").strip():
-                read_body_structure(Entry({"resourceType": "BodyStructure", "identifier": [ident]},
-                                          observation.where, container=observation), identity, notes)
-                identity.tokens.discard(("resource", observation.top.where, observation.where))
+            read_identifiers(ref.get("identifier"), identity, notes)  # a logical reference
     return identity

@@ -196,7 +196,7 @@ def _lesions(parts: list[Part]) -> list[list[Part]]:
                 parent[root(index)] = root(owner[token])
             else:
                 owner[token] = index
-    grouped: dict[int, list[Part]] = defaultdict(list)
-    for index, part in enumerate(parts):
-        grouped[root(index)].append(part)
-    return sorted(grouped.values(), key=lambda group: parts.index(group[0]))  # input order, whatever the roots
+    grouped: dict[int, list[Part]] = {}
+    for index, part in enumerate(parts):  # groups in order of their first part, whichever index is the root
+        grouped.setdefault(root(index), []).append(part)
+    return list(grouped.values())
