@@ -222,3 +222,26 @@ def test_r5_imaging_selection_names_the_study():
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": selection}, {"resource": obs}]}
     (report,) = adapter.read_fhir(bundle)
     assert report.study_uid == "2.25.123" and report.fhir_version == "R5"
+
+
+def test_document_bundle_and_a_searchset_nested_in_a_batch_response():
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "subject": {"identifier": {"system": "urn:mrn", "value": "D-1"}}, "effectiveDateTime": "2024-02-02",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "33728-7"}]},
+           "bodySite": {"coding": [{"system": "http://snomed.info/sct", "code": "39607008"}]},
+           "valueQuantity": {"value": 1.9, "system": "http://unitsofmeasure.org", "code": "cm"}}
+    composition = {"resourceType": "Composition", "status": "final", "title": "Restaging CT",
+                   "section": [{"entry": [{"reference": "Observation/o1"}]}]}
+    document = {"resourceType": "Bundle", "type": "document", "identifier": {"system": "urn:docs", "value": "doc-7"},
+                "entry": [{"fullUrl": "https://x.example/Composition/c1", "resource": composition},
+                          {"fullUrl": "https://x.example/Observation/o1", "resource": obs}]}
+    (report,) = adapter.read_fhir(document)
+    assert report.source_id == "Observation/o1"  # one Observation: its own identity
+    assert [(m.kind, m.value) for m in report.findings[0].measurements] == [(MeasurementKind.LONG_AXIS, Decimal("19.0"))]
+    searchset = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": obs}]}
+    batch = {"resourceType": "Bundle", "type": "batch-response",
+             "entry": [{"resource": searchset, "response": {"status": "200 OK"}},
+                       {"request": {"method": "DELETE", "url": "Observation/old"}}]}
+    (nested,) = adapter.read_fhir(batch)
+    assert nested.findings == report.findings
+    assert "entry 2 deletes Observation/old; a delete is not read" in nested.warnings
