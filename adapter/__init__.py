@@ -5,12 +5,13 @@ Stable API (DESIGN.md §5.2)::
 
     report = adapter.read_sr(path_or_bytes)   # -> Report; raises adapter.InputError
     results = adapter.assess(reports, preset="consensus-5")   # -> list[PatientAssessment]
+    reports = adapter.read_fhir(path_or_json) # -> list[Report]; raises adapter.InputError
 """
 
 from .assess import PatientAssessment, assess
 from .errors import InputError
 from .model import Code, Finding, Measurement, MeasurementKind, Report, Role
-from .sources import read_sr
+from .sources import read_fhir, read_sr
 
 __version__ = "0.1.0"
 
@@ -24,5 +25,6 @@ __all__ = [
     "PatientAssessment",
     "Report",
     "Role",
+    "read_fhir",
     "read_sr",
 ]

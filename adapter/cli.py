@@ -171,11 +171,15 @@ def _describe_report(path: str, report: Report) -> str:
         path,
         f"  patient {patient}  study {report.study_uid or '(none)'}  date {date}"
         f" [{report.imaging_date_source or '-'}]",
-        f"  SR {report.source_id}  {flags}  {len(report.lesions)} lesion(s) of {len(report.findings)} finding(s)",
+        f"  {_source_kind(report)} {report.source_id}  {flags}  {len(report.lesions)} lesion(s) of {len(report.findings)} finding(s)",
     ]
     lines += [f"  {_describe_finding(f)}" for f in report.findings]
     lines += [f"  warning: {w}" for w in report.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _source_kind(report: Report) -> str:
+    return f"FHIR {report.fhir_version}" if report.fhir_version else "SR"
 
 
 def _describe_finding(finding: Finding) -> str:

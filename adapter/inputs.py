@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .model import Report
-from .sources import read_sr
+from .sources import looks_like_fhir, read_fhir, read_sr
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,14 @@ def read_one(path: str) -> Outcome:
     if not os.path.isfile(path):
         return Outcome(path, reason="is not a regular file")
     try:
-        return Outcome(path, reports=(read_sr(path),))
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return Outcome(path, reason=f"cannot be read ({exc.strerror or exc})")
+    try:
+        if looks_like_fhir(data, path):  # FHIR resource, Bundle or NDJSON; DICOM stays with read_sr
+            return Outcome(path, reports=tuple(read_fhir(data, name=path)))
+        return Outcome(path, reports=(read_sr(data, name=path),))
     except InputError as exc:
         return Outcome(path, reason=exc.reason)
 

@@ -172,7 +172,9 @@ class Finding:
     method: Code | None = None
     time_point: TimePointContext | None = None
     provenance: Provenance = Provenance()
-    body_structure_ids: tuple[str, ...] = ()  # mCODE Tumor / BodyStructure identifiers (FHIR)
+    # mCODE Tumor / BodyStructure identity from FHIR: "system|value" identifiers and "BodyStructure/id"
+    # references (DICOM tracking identifiers and UIDs stay in the two tracking fields above)
+    body_structure_ids: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -212,6 +214,7 @@ class Finding:
             "qualitative": [q.to_dict() for q in self.qualitative],
             "measurements": [m.to_dict() for m in self.measurements],
             "provenance": self.provenance.to_dict(),
+            "body_structure_ids": list(self.body_structure_ids),
         }
 
 
@@ -263,6 +266,7 @@ class Report:
     time_point: TimePointContext | None
     findings: tuple[Finding, ...]
     warnings: tuple[str, ...]
+    fhir_version: str | None = None  # "R4" | "R4B" | "R5" for FHIR inputs, told apart from the content
 
     @property
     def lesions(self) -> tuple[Finding, ...]:
@@ -291,6 +295,7 @@ class Report:
             "time_point": self.time_point.to_dict() if self.time_point else None,
             "findings": [f.to_dict() for f in self.findings],
             "warnings": list(self.warnings),
+            **({"fhir_version": self.fhir_version} if self.fhir_version else {}),
         }
 
 
