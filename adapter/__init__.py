@@ -5,9 +5,11 @@ Stable API (DESIGN.md §5.2)::
 
     report = adapter.read_sr(path_or_bytes)   # -> Report; raises adapter.InputError
     results = adapter.assess(reports, preset="consensus-5")   # -> list[PatientAssessment]
+    bundle = adapter.to_fhir(results[0], version="R4")  # -> dict, a FHIR transaction Bundle
 """
 
 from .assess import PatientAssessment, assess
+from .emit import to_fhir
 from .errors import InputError
 from .model import Code, Finding, Measurement, MeasurementKind, Report, Role
 from .sources import read_sr
@@ -25,4 +27,5 @@ __all__ = [
     "Report",
     "Role",
     "read_sr",
+    "to_fhir",
 ]
