@@ -261,7 +261,7 @@ class _Builder:
         identifier = self.ident("lesion-status", self.scan.study_uid, *self.sources(), self.a.preset, self.a.criteria,
                                 *lesion_key(self.timeline, lesion))
         components = [{"code": self.coder.local_concept("lesion-class"),
-                       "valueCodeableConcept": self.coder.local_concept(row.lesion_class)}]
+                       "valueCodeableConcept": self.coder.local_concept(f"{row.lesion_class}-lesion")}]
         if row.value_mm is not None:
             components.append({"code": self.coder.local_concept("lesion-size"),
                                "valueQuantity": self.quantity(row.value_mm)})
@@ -437,7 +437,7 @@ def lesion_status_code(row: LesionAssessment, baseline_mm: Decimal | None, node_
     if row.presence == "disappeared":
         return "disappeared"
     if row.possibly_progressing or row.presence in ("not-assessed", "unusable-units"):
-        return "not-evaluable"
+        return "lesion-not-evaluable"
     if row.nodal and row.value_mm is not None and row.value_mm < node_normal_below_mm:
         return "disappeared"
     if row.value_mm is not None and baseline_mm and row.value_mm * 100 <= (100 - response_pct) * baseline_mm:
