@@ -97,14 +97,18 @@ def _why(row) -> str:
     return {"non-target": "non-target PD", "reappearance": "reappeared"}.get(row.reason or "", "")
 
 
-def _spread(targets: list[float], gap: float) -> list[float]:
-    """Label heights at least `gap` apart, as close to their lines as possible."""
+def _spread(targets: list[float], gap: float, top: float) -> list[float]:
+    """Label heights at least `gap` apart, as close to their lines as possible, none above `top`."""
     order = sorted(range(len(targets)), key=lambda i: targets[i])
     placed = [0.0] * len(targets)
     last = None
     for i in order:
         y = targets[i] if last is None else max(targets[i], last + gap)
         placed[i] = last = y
+    ceiling = top
+    for i in reversed(order):
+        placed[i] = min(placed[i], ceiling)
+        ceiling = placed[i] - gap
     return placed
 
 
@@ -121,7 +125,7 @@ def spider_png(assessment: PatientAssessment, upto: int | None = None, *, dpi: i
         fig = Figure(figsize=(8.0, 5.2), dpi=dpi)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        fig.subplots_adjust(left=0.09, right=0.80, top=0.88, bottom=0.2)
+        fig.subplots_adjust(left=0.09, right=0.79, top=0.88, bottom=0.2)
         ax.axhline(0, color="#BBBBBB", linewidth=0.8, zorder=1)
         for value, label, dashes in GUIDES:
             ax.axhline(float(value), color="#444444", linewidth=1.0, linestyle=dashes, zorder=1)
@@ -150,16 +154,18 @@ def spider_png(assessment: PatientAssessment, upto: int | None = None, *, dpi: i
         x_max = max(xs) if xs else 1.0
         ax.set_xlim(min(xs + [0.0]) - 1, x_max + max(1.0, x_max * 0.04))
         for value, label, _ in GUIDES:
-            ax.annotate(label, xy=(1.0, float(value)), xycoords=("axes fraction", "data"), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize=8, color="#444444")
-        placed = _spread([y for _, y, _, _ in ends], (high - low) * 0.09)
+            ax.annotate(label, xy=(0.0, float(value)), xycoords=("axes fraction", "data"), xytext=(3, 2),
+                        textcoords="offset points", va="bottom", fontsize=8, color="#444444")
+        gap = (high - low) * 0.085
+        placed = _spread([y for _, y, _, _ in ends], gap, high - gap / 2)
         for (x, y, text, colour), y_label in zip(ends, placed):
             ax.annotate(text, xy=(x, y), xytext=(x_max + max(1.0, x_max * 0.04), y_label),
                         xycoords="data", textcoords="data", annotation_clip=False, va="center",
                         fontsize=8.5, fontweight="bold", color="black",
                         arrowprops=dict(arrowstyle="-", color=colour, linewidth=1.0))
         ax.set_xticks(xs)
-        ax.set_xticklabels([f"wk {x:g}\n{tp.date.isoformat() if tp.date else '(no date)'}"
+        ax.set_xticklabels([f"wk {x:.0f}\n{tp.date.isoformat() if tp.date else '(no date)'}" if x == int(x) else
+                            f"wk {x:.1f}\n{tp.date.isoformat() if tp.date else '(no date)'}"
                             for x, tp in zip(xs, tps)], fontsize=8)
         ax.set_ylabel("Change from the lesion's own first measurement (%)")
         ax.grid(axis="y", color="#EEEEEE", linewidth=0.6, zorder=0)
