@@ -361,3 +361,14 @@ def test_validation_catches_a_dangling_reference_and_a_plain_create():
     del bundle["entry"][0]["request"]["ifNoneExist"]
     with pytest.raises(BundleError, match="not a conditional create"):
         validate(bundle, "R4")
+
+
+def test_a_baseline_that_cannot_be_assessed_says_why():
+    from tests.assess_cases import L, patient
+
+    p = patient("NOTARGET", (0, [L("A", "liver", 8)]))  # 8 mm: not measurable, no target stated
+    (result,) = adapter.assess(reports(p))
+    report = report_of(to_fhir(result, include_plot=False))
+    assert report["conclusion"].startswith("Not evaluable at the baseline scan: no measurable lesion at baseline")
+    assert [codes(c) for c in report["conclusionCode"]] == [{(SCT, "709137006")}, {(LOCAL, "not-evaluable")}]
+    assert observations(to_fhir(result, include_plot=False), DCM, "112048") == []  # no RECIST at a baseline

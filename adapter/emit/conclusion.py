@@ -95,6 +95,8 @@ def conclusion(assessment: PatientAssessment, tp: TimePointAssessment, sides: di
     elif state == "indeterminate":
         equivocal = ", ".join(row.name for row in tp.lesions if row.equivocal)
         text = f"Indeterminate: an equivocal finding ({equivocal}) would change the class; re-image; {recist}"
+    elif state == "not-evaluable" and tp.reference_baseline and tp.reasons:
+        text = f"Not evaluable at the baseline scan: {tp.reasons[-1]}"
     elif state == "not-evaluable":
         text = "Not evaluable: missing measurements leave the class undetermined"
         if tp.progressing_max > tp.progressing_count:
