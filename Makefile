@@ -30,7 +30,7 @@ test: $(STAMP)
 
 # Speed figures (not part of make test): ratios against baselines measured in the same run.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.sr_read
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis
