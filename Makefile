@@ -19,7 +19,9 @@ demo: $(STAMP)
 	$(BIN)/oligo inspect $(DEMO)
 
 # pytest exits 5 when it collects no test: that fails the target, with a plain message.
+# The store and service tests need PostgreSQL: scripts/ensure-postgres.sh starts (or installs) it.
 test: $(STAMP)
+	@scripts/ensure-postgres.sh
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
