@@ -27,6 +27,8 @@ LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})  # the ones Specific Character Set governs
 ENCODINGS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
 SPECIFIC_CHARACTER_SET = 0x00080005
+_VR_NAMES = {name.encode(): name for name in (
+    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split())}
 
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
@@ -48,7 +50,7 @@ class FastDataset(dict):
             return None
         if isinstance(entry, list):
             return entry
-        return _decode(entry[0], entry[1], self.encoding)
+        return decode(entry[0], entry[1], self.encoding)
 
 
 @cache
@@ -79,11 +81,8 @@ def parse(data: bytes) -> FastDataset:
     root, end = parser.dataset(pos, len(data), top=True)
     if end != len(data):
         raise NeedsPydicom("trailing bytes")
-    charset = root.get(SPECIFIC_CHARACTER_SET)
-    name = charset[1].decode("ascii", "replace").strip(" \x00") if charset else ""
-    if name not in ENCODINGS:
-        raise NeedsPydicom(f"character set {name}")
-    parser.set_encoding(ENCODINGS[name])
+    if parser.encoding is None:
+        parser.set_encoding(ENCODINGS[""])
     return root
 
 
@@ -106,40 +105,68 @@ def _meta(data: bytes, pos: int) -> tuple[dict[int, bytes], int]:
     return meta, pos
 
 
+# Parsed sequences keyed by their bytes: code sequences repeat hundreds of times in one SR and across
+# SRs, and a parse depends on nothing but the bytes, the VR encoding and the character set.
+_SEQUENCES: dict[tuple[bool, str, bytes], list[FastDataset]] = {}
+_CACHED_SEQUENCE_BYTES = 512
+_CACHE_ENTRIES = 50_000
+_SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def clear_caches() -> None:
+    """Forget every parsed sequence and decoded value (benchmarks measure a cold start with it)."""
+    _SEQUENCES.clear()
+    decode.cache_clear()
+
+
 class _Parser:
     def __init__(self, data: bytes, explicit: bool) -> None:
         self.data = data
         self.explicit = explicit
-        self.datasets: list[FastDataset] = []
+        self.encoding: str | None = None  # known once (0008,0005) has been read
+        self.pending: list[FastDataset] = []  # datasets made before that
 
     def set_encoding(self, encoding: str) -> None:
-        for ds in self.datasets:
+        self.encoding = encoding
+        for ds in self.pending:
             ds.encoding = encoding
+        self.pending = []
+
+    def new_dataset(self) -> FastDataset:
+        ds = FastDataset()
+        if self.encoding is None:
+            self.pending.append(ds)
+        else:
+            ds.encoding = self.encoding
+        return ds
 
     def dataset(self, pos: int, end: int, top: bool = False) -> tuple[FastDataset, int]:
         data, explicit = self.data, self.explicit
-        ds = FastDataset()
-        self.datasets.append(ds)
+        ds = self.new_dataset()
         while pos < end:
             if pos + 8 > end:
                 raise NeedsPydicom("truncated element header")
-            group, element = _u16(data, pos)[0], _u16(data, pos + 2)[0]
-            tag = (group << 16) | element
-            if tag == ITEM_END:
-                return ds, pos + 8
             if explicit:
-                vr = data[pos + 4:pos + 6]
-                if vr in LONG_VRS:
+                group, element, raw_vr, length = _tag_vr_u16(data, pos)
+                tag = (group << 16) | element
+                if tag == ITEM_END:
+                    return ds, pos + 8
+                if raw_vr in LONG_VRS:
                     length = _u32(data, pos + 8)[0]
                     pos += 12
                 else:
-                    length = _u16(data, pos + 6)[0]
                     pos += 8
-                vr = vr.decode("ascii", "replace")
+                vr = _VR_NAMES.get(raw_vr) or raw_vr.decode("ascii", "replace")
             else:
+                group, element = _u16(data, pos)[0], _u16(data, pos + 2)[0]
+                tag = (group << 16) | element
+                if tag == ITEM_END:
+                    return ds, pos + 8
                 length = _u32(data, pos + 4)[0]
                 pos += 8
                 vr = _implicit_vr(tag)
+            if top and self.encoding is None and tag > SPECIFIC_CHARACTER_SET:
+                self.set_encoding(ENCODINGS[""])  # elements are in tag order: there is no (0008,0005)
             if vr == "SQ":
                 ds[tag], pos = self.sequence(pos, length, end)
                 continue
@@ -149,10 +176,40 @@ class _Parser:
                 raise NeedsPydicom("truncated value")
             if group != 0x0002 or not top:
                 ds[tag] = (vr, data[pos:pos + length])
+            if top and tag == SPECIFIC_CHARACTER_SET:
+                name = data[pos:pos + length].decode("ascii", "replace").strip(" \x00")
+                if name not in ENCODINGS:
+                    raise NeedsPydicom(f"character set {name}")
+                self.set_encoding(ENCODINGS[name])
             pos += length
         return ds, pos
 
     def sequence(self, pos: int, length: int, end: int) -> tuple[list[FastDataset], int]:
+        """A sequence, from the cache when the same bytes were parsed before (see _SEQUENCES)."""
+        key = self.sequence_bytes(pos, length, end)
+        if key is None:
+            return self.parse_sequence(pos, length, end)
+        cache_key = (self.explicit, self.encoding, key)
+        items = _SEQUENCES.get(cache_key)
+        after = pos + len(key) + (8 if length == UNDEFINED else 0)
+        if items is None:
+            items, stop = self.parse_sequence(pos, length, end)
+            if stop != after:  # the delimiter found was a nested one: the bytes are not this sequence
+                return items, stop
+            if len(_SEQUENCES) >= _CACHE_ENTRIES:
+                _SEQUENCES.clear()
+            _SEQUENCES[cache_key] = items
+        return items, after
+
+    def sequence_bytes(self, pos: int, length: int, end: int) -> bytes | None:
+        if self.encoding is None:
+            return None
+        if length != UNDEFINED:
+            return self.data[pos:pos + length] if length <= _CACHED_SEQUENCE_BYTES and pos + length <= end else None
+        stop = self.data.find(_SEQUENCE_END_BYTES, pos, min(end, pos + _CACHED_SEQUENCE_BYTES + 8))
+        return self.data[pos:stop] if stop >= 0 else None
+
+    def parse_sequence(self, pos: int, length: int, end: int) -> tuple[list[FastDataset], int]:
         data = self.data
         stop = end if length == UNDEFINED else pos + length
         if stop > end:
@@ -184,7 +241,7 @@ class _Parser:
 
 
 @lru_cache(maxsize=8192)
-def _decode(vr: str, raw: bytes, encoding: str):
+def decode(vr: str, raw: bytes, encoding: str):
     """Bytes -> the Python value the walker expects (strings stripped as pydicom strips them).
 
     Cached: an SR repeats the same few hundred codes, meanings and relationship types many times.

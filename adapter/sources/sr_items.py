@@ -14,18 +14,21 @@ from pydicom import Dataset
 
 from .. import tables
 from ..model import Code
-from . import dicom_fast
+from .dicom_fast import FastDataset, decode
 
 _TAGS: dict[str, int] = {}
 
 
-def value_of(ds: Dataset | dicom_fast.FastDataset, keyword: str):
+def value_of(ds: Dataset | FastDataset, keyword: str):
     """`ds.get(keyword)` by tag: skips pydicom's keyword machinery, which dominates a large tree walk."""
     tag = _TAGS.get(keyword)
     if tag is None:
         tag = _TAGS[keyword] = pydicom.datadict.tag_for_keyword(keyword)
-    if type(ds) is dicom_fast.FastDataset:
-        return ds.value(tag)
+    if type(ds) is FastDataset:
+        entry = ds.get(tag)
+        if entry is None or type(entry) is list:
+            return entry
+        return decode(entry[0], entry[1], ds.encoding)
     try:
         return ds[tag].value
     except KeyError:
@@ -45,6 +48,9 @@ def code_of(sequence) -> Code | None:
     if not sequence:
         return None
     item = sequence[0]
+    if type(item) is FastDataset:
+        return _fast_code(item.get(_CODE_VALUE), item.get(_LONG_CODE_VALUE), item.get(_URN_CODE_VALUE),
+                          item.get(_SCHEME), item.get(_MEANING), item.encoding)
     value = _field(item, "CodeValue") or _field(item, "LongCodeValue") or _field(item, "URNCodeValue")
     if value is None:
         return None
@@ -53,6 +59,22 @@ def code_of(sequence) -> Code | None:
 
 def _field(item, keyword: str) -> str | None:
     return clean_text(value_of(item, keyword))
+
+
+_CODE_VALUE, _SCHEME, _MEANING = 0x00080100, 0x00080102, 0x00080104
+_LONG_CODE_VALUE, _URN_CODE_VALUE = 0x00080119, 0x00080120
+
+
+@lru_cache(maxsize=8192)
+def _fast_code(value, long_value, urn_value, scheme, meaning, encoding: str) -> Code | None:
+    """code_of for the fast path, cached on the raw (VR, bytes) entries: an SR repeats its codes."""
+    def text(entry):
+        return clean_text(decode(entry[0], entry[1], encoding)) if entry is not None else None
+
+    code_value = text(value) or text(long_value) or text(urn_value)
+    if code_value is None:
+        return None
+    return make_code(code_value, text(scheme) or "", text(meaning) or "")
 
 
 @lru_cache(maxsize=4096)
