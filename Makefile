@@ -14,9 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo: SRs of a patient with oligoprogression inside a RECIST partial response (and a second
+# patient with polyprogression), then `oligo report`: where the Bundle and the plot are, and the conclusion.
 demo: $(STAMP)
-	$(BIN)/python -m fixtures.generate --out $(DEMO)
-	$(BIN)/oligo inspect $(DEMO)
+	@rm -rf $(DEMO)
+	@$(BIN)/python -m fixtures.generate --out $(DEMO) > /dev/null
+	@echo "demo SRs written to $(DEMO)/DEMO-OLIGO-1 and $(DEMO)/DEMO-POLY-2"
+	@$(BIN)/oligo report $(DEMO)/DEMO-OLIGO-1 -o $(DEMO)/report/bundle.json --plot $(DEMO)/report/spider.png
+	@$(BIN)/oligo report $(DEMO)/DEMO-POLY-2 -o $(DEMO)/report/bundle-poly.json --plot $(DEMO)/report/spider-poly.png
 
 # pytest exits 5 when it collects no test: that fails the target, with a plain message.
 # The store and service tests need PostgreSQL: scripts/ensure-postgres.sh starts (or installs) it.

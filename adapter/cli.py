@@ -204,6 +204,98 @@ def deliveries(
     _service_run(lambda: commands.deliveries(settings, status, as_json))
 
 
+@app.command()
+def report(
+    inputs: InputsArg,
+    output: Annotated[str | None, typer.Option(
+        "-o", "--output", help="Write the FHIR Bundle here (default: print it). Several patients: "
+                               "the patient id is added to the file name.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Also write the spider plot (PNG) here.")] = None,
+    preset: Annotated[str, typer.Option("--preset", help="Named preset (mappings/presets.yaml).")] = "consensus-5",
+    fhir_version: Annotated[str, typer.Option("--fhir-version", help="R4 (default) or R5.")] = "R4",
+    treated: Annotated[list[str], typer.Option(
+        "--treated", help="Local therapy of a lesion: LESION=YYYY-MM-DD (repeatable).")] = [],  # noqa: B006
+    issued: Annotated[str | None, typer.Option(
+        "--issued", help="DiagnosticReport.issued (ISO date-time); default: when the latest report was "
+                         "written.")] = None,
+    code_system_url: Annotated[str | None, typer.Option(
+        "--code-system-url", help="Canonical URL of the local CodeSystem (oligo/poly codes).")] = None,
+    identifier_system: Annotated[str | None, typer.Option(
+        "--identifier-system", help="Prefix of the identifier systems this adapter mints.")] = None,
+) -> None:
+    """The main job: a FHIR transaction Bundle with the DiagnosticReport for each patient's latest scan."""
+    import datetime as dt
+    from pathlib import Path
+
+    from .assess import assess_timelines, preset_names
+    from .emit import VERSIONS, EmitOptions, bundle_json, spider_png, to_fhir
+
+    if preset not in preset_names():
+        _usage(f"unknown preset {preset!r}; known presets: {', '.join(preset_names())}")
+    if fhir_version.upper() not in VERSIONS:
+        _usage(f"unknown FHIR version {fhir_version!r}; use one of {', '.join(VERSIONS)}")
+    moment = None
+    if issued is not None:
+        try:
+            moment = dt.datetime.fromisoformat(issued)
+        except ValueError:
+            _usage(f"--issued {issued!r}: expected an ISO date-time such as 2024-05-08T12:00:00+00:00")
+    therapy = _parse_treated(treated)
+    outcomes = read_all(inputs)
+    _report_rejections(outcomes)
+    paths = {r.source_id: o.path for o in outcomes for r in o.reports}
+    placed = build_timeline_result(r for o in outcomes for r in o.reports)
+    for problem in placed.problems:
+        sys.stderr.write(f"{paths.get(problem.source_id, problem.source_id)}: {problem.reason}\n")
+    results = assess_timelines(placed.timelines, preset, treated=therapy)
+    if len(results) > 1 and output is None:
+        _usage(f"{len(results)} patients in the inputs: give -o FILE (one Bundle per patient)")
+    summary = sys.stdout if output is not None else sys.stderr
+    for result in results:
+        png = spider_png(result) if result.timepoints else None
+        options = EmitOptions(issued=moment, code_system_url=code_system_url, identifier_system=identifier_system,
+                              plot_png=png)
+        try:
+            bundle = to_fhir(result, fhir_version.upper(), options=options)
+        except ValueError as exc:
+            sys.stderr.write(f"patient {result.patient_id}: {exc}\n")
+            continue
+        text = bundle_json(bundle)
+        where = "stdout"
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            where = _write(_per_patient(Path(output), result.patient_id, len(results)), text.encode("utf-8"))
+        line = f"patient {result.patient_id}: FHIR {fhir_version.upper()} Bundle ({len(bundle['entry'])} entries) " \
+               f"-> {where}"
+        if plot is not None and png is not None:
+            line += f"; spider plot -> {_write(_per_patient(Path(plot), result.patient_id, len(results)), png)}"
+        conclusion = bundle["entry"][-1]["resource"]["conclusion"]
+        summary.write(f"{line}\n  conclusion: {conclusion}\n")
+    status = _exit_status(outcomes)
+    if status == EXIT_OK and placed.problems:
+        status = EXIT_SOME_REJECTED if placed.timelines else EXIT_USAGE
+    raise typer.Exit(status)
+
+
+def _per_patient(path, patient_id: str, patients: int):
+    """One file per patient when there are several: bundle.json -> bundle-P1.json."""
+    if patients <= 1:
+        return path
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in patient_id)
+    return path.with_name(f"{path.stem}-{safe}{path.suffix}")
+
+
+def _write(path, data: bytes) -> str:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        sys.stderr.write(f"oligo: cannot write {path}: {exc.strerror or exc}\n")
+        raise typer.Exit(EXIT_USAGE) from None
+    return str(path)
+
+
 def _usage(message: str) -> None:
     sys.stderr.write(f"oligo: {message}\n")
     raise typer.Exit(EXIT_USAGE)

@@ -323,6 +323,8 @@ class ScanTimePoint:
     superseded: tuple[str, ...] = ()  # source ids replaced by a later version of the same report
     is_baseline: bool = False
     additional_study_uids: tuple[str, ...] = ()  # same-day studies merged into this time point
+    content_datetime: dt.datetime | None = None  # latest authoring time of its reports (FHIR `issued`)
+    modality: str | None = None  # imaging modality of the measured study (CT, MR, PT, ...), when stated
 
     def to_dict(self) -> dict:
         return {
@@ -333,6 +335,8 @@ class ScanTimePoint:
             "superseded": list(self.superseded),
             "baseline": self.is_baseline,
             "additional_study_uids": list(self.additional_study_uids),
+            "content_datetime": self.content_datetime.isoformat() if self.content_datetime else None,
+            "modality": self.modality,
         }
 
 

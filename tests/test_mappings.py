@@ -133,7 +133,8 @@ def test_mappings_ship_inside_the_wheel(tmp_path):
                    check=True, capture_output=True, timeout=600)
     (wheel,) = tmp_path.glob("oligo_adapter-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for table in ("measurements", "units", "anatomy", "tracking"):
+    for table in ("measurements", "units", "anatomy", "tracking", "fhir_output"):
         assert f"adapter/mappings/{table}.yaml" in names
+    assert "adapter/mappings/oligo-codesystem.json" in names
     modules = {str(p.relative_to(REPO)) for p in (REPO / "adapter").rglob("*.py")}
     assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"

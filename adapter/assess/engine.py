@@ -135,7 +135,7 @@ class _Walk:
             criteria=self.criteria, timepoints=tuple(results), best_overall_response=bor,
             best_overall_reason=why,
             treated=tuple((self.lesions[i].name, d) for i, d in self.treated.items() if d is not None),
-            warnings=tuple(self.warnings))
+            warnings=tuple(self.warnings), timeline=self.timeline)
 
     def _rebaseline_indices(self) -> dict[int, tuple[int, ...]]:
         """Local therapy: the first scan after it starts a new reference baseline (CLINICAL.md §7.8)."""

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ..model import PatientTimeline
+
 # states (CLINICAL.md §7.1)
 BASELINE = "baseline"
 NO_PROGRESSION = "no-progression"
@@ -174,6 +176,7 @@ class PatientAssessment:
     best_overall_reason: str
     treated: tuple[tuple[str, dt.date], ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    timeline: PatientTimeline | None = None  # the PatientTimeline assessed (identifiers, sites, axes, UIDs for the FHIR emitter)
 
     @property
     def latest(self) -> TimePointAssessment | None:

@@ -125,6 +125,9 @@ def _time_point(columns: list[StudyColumn], is_baseline: bool) -> ScanTimePoint:
         superseded=tuple(s for c in columns for s in c.superseded),
         is_baseline=is_baseline,
         additional_study_uids=tuple(c.study_uid for c in columns[1:] if c.study_uid),
+        content_datetime=max((r.content_datetime for c in columns for r in c.reports if r.content_datetime),
+                             default=None),
+        modality=next((r.modality for c in columns for r in c.reports if r.modality), None),
     )
 
 
