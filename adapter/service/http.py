@@ -148,6 +148,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         stored = await run_in_threadpool(store.latest_assessment, patient_id, issuer)
         if stored is None:
             raise ServiceError(404, f"no assessment of patient {patient_id!r} is stored")
+        if stored.bundle is None:
+            raise ServiceError(500, f"the latest assessment of patient {patient_id!r} is stored but its FHIR "
+                                    "Bundle could not be made; the service log says why")
         return JSONResponse(stored.bundle, media_type=FHIR_JSON)
 
     @app.get("/patients/{patient_id}/assessment/summary", dependencies=[reader],

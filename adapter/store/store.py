@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from .bundle import bundle_of
 from .database import create_store_engine, describe_url, migrate
 from .documents import ParsedDocument, parse_document, patient_key, report_digest
 from .schema import Delivery, Document, StoredAssessment, StoredReport
+
+log = logging.getLogger("oligo.store")
 
 
 def utcnow() -> dt.datetime:
@@ -164,7 +167,7 @@ class Store:
         if result is None:
             return None
         stored = StoredAssessment(patient_id=patient[0], patient_issuer=patient[1], preset=self.preset,
-                                  inputs_sha256=digest, result=result.to_dict(), bundle=bundle_of(result),
+                                  inputs_sha256=digest, result=result.to_dict(), bundle=_bundle_or_none(result),
                                   created_at=now)
         session.add(stored)
         session.flush()
@@ -231,6 +234,16 @@ class Store:
             if status:
                 query = query.where(Delivery.status == status)
             return [d.to_dict() for d in session.scalars(query)]
+
+
+def _bundle_or_none(result: PatientAssessment) -> dict | None:
+    """The Bundle; a failure to make it must not lose the received document, so it is logged and the
+    assessment kept without one (served as an error, delivered as a failed delivery)."""
+    try:
+        return bundle_of(result)
+    except Exception:
+        log.exception("the FHIR Bundle of an assessment could not be made")
+        return None
 
 
 def _advisory_xact_lock(key: int):
