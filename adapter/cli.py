@@ -194,14 +194,16 @@ def deliveries(
     config: ConfigOpt = None,
     status: Annotated[str | None, typer.Option("--status", help="pending, delivered or failed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    retry: Annotated[list[int], typer.Option("--retry", help="Put this failed delivery back in the outbox "
+                                                             "(repeatable).")] = [],  # noqa: B006
 ) -> None:
-    """The outbox of deliveries to the EHR, e.g. `--status failed`."""
+    """The outbox of deliveries to the EHR, e.g. `--status failed`; `--retry ID` after fixing the EHR."""
     from .service import commands
 
     if status not in (None, "pending", "delivered", "failed"):
         _usage(f"--status {status!r}: use pending, delivered or failed")
     settings = _service_settings(config, database=database)
-    _service_run(lambda: commands.deliveries(settings, status, as_json))
+    _service_run(lambda: commands.deliveries(settings, status, as_json, retry))
 
 
 @app.command()

@@ -111,21 +111,32 @@ def deliveries_in_store(database: str, status: str) -> int:
         store.close()
 
 
-def test_failed_deliveries_are_visible_in_the_api_and_the_cli(database_url, tmp_path):  # noqa: F811
+def test_failed_deliveries_are_visible_in_the_api_and_the_cli_and_can_be_retried(database_url,  # noqa: F811
+                                                                                  tmp_path):
+    series = make_series(OLIGO)[:1]
     with FhirReceiver() as receiver:
         receiver.reject_with = 400  # the EHR refuses the Bundle: retrying would not help
         service = Service(database_url, tmp_path, ehr_base_url=receiver.base, **FAST_RETRIES).start()
         try:
-            ingest(service, make_series(OLIGO)[:1])
+            ingest(service, series)
             (failed,) = wait_until(lambda: deliveries(service, "failed"), "the delivery to fail")
+            assert (failed["attempts"], failed["last_status"]) == (1, 400)
+            listed = CliRunner().invoke(app, ["deliveries", "--database", database_url, "--status", "failed",
+                                              "--json"])
+            assert listed.exit_code == 0, listed.output
+            assert [d["id"] for d in json.loads(listed.stdout)["deliveries"]] == [failed["id"]]
+            text = CliRunner().invoke(app, ["deliveries", "--database", database_url, "--status", "failed"])
+            assert "failed" in text.stdout and "last error: 400" in text.stdout
+            assert CliRunner().invoke(app, ["deliveries", "--database", database_url, "--retry", "999"]).exit_code == 2
+            receiver.reject_with = None  # the EHR was fixed; an operator sends the delivery again
+            with service.client() as client:
+                assert client.post("/deliveries/999/retry").status_code == 404
+                assert client.post(f"/deliveries/{failed['id']}/retry").json()["status"] == "pending"
+            (delivered,) = wait_until(lambda: deliveries(service, "delivered"), "the retried delivery")
         finally:
             service.stop()
-    assert (failed["attempts"], failed["last_status"]) == (1, 400)
-    result = CliRunner().invoke(app, ["deliveries", "--database", database_url, "--status", "failed", "--json"])
-    assert result.exit_code == 0, result.output
-    assert [d["id"] for d in json.loads(result.stdout)["deliveries"]] == [failed["id"]]
-    text = CliRunner().invoke(app, ["deliveries", "--database", database_url, "--status", "failed"])
-    assert "failed" in text.stdout and "last error: 400" in text.stdout
+    assert delivered["id"] == failed["id"] and delivered["attempts"] == 1
+    assert receiver.accepted == expected_bundles(series)
 
 
 def test_a_delivery_that_keeps_failing_gives_up_after_the_last_attempt(database_url, tmp_path):  # noqa: F811

@@ -161,3 +161,16 @@ def test_partly_bad_stow_stores_the_good_parts(service, corpus):
     assert response.status_code == 202
     assert [r["status"] for r in response.json()["results"]] == ["stored"]
     assert [r["input"] for r in response.json()["rejected"]] == ["/studies part 2"]
+
+
+def test_stow_answers_in_dicom_json_when_asked(service, corpus):
+    good = make_series(POLY)[0]
+    body, headers = stow([good, (corpus / "pydicom/reportsi.dcm").read_bytes()])
+    with service.client() as client:
+        response = client.post("/studies", content=body, headers=headers | {"Accept": "application/dicom+json"})
+    assert response.status_code == 202 and response.headers["content-type"] == "application/dicom+json"
+    dataset = pydicom.Dataset.from_json(response.json())
+    (stored,) = dataset.ReferencedSOPSequence
+    assert stored.ReferencedSOPInstanceUID == adapter.read_sr(good).source_id
+    assert stored.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    assert [item.FailureReason for item in dataset.FailedSOPSequence] == [0xC000]

@@ -63,12 +63,15 @@ def ingest(inputs: list[str], settings: Settings, as_json: bool) -> int:
     return EXIT_SOME_REJECTED if rejected else EXIT_OK
 
 
-def deliveries(settings: Settings, status: str | None, as_json: bool) -> int:
+def deliveries(settings: Settings, status: str | None, as_json: bool, retry: list[int] = ()) -> int:
     store = open_store(settings)
     try:
+        missing = [number for number in retry if store.retry_delivery(number) is None]
         rows = store.deliveries(status)
     finally:
         store.close()
+    for number in missing:
+        sys.stderr.write(f"oligo: no delivery {number}\n")
     if as_json:
         sys.stdout.write(json.dumps({"deliveries": rows}, indent=2) + "\n")
     else:
@@ -78,7 +81,7 @@ def deliveries(settings: Settings, status: str | None, as_json: bool) -> int:
                              + (f"  last error: {row['last_error']}" if row["last_error"] else "") + "\n")
         if not rows:
             sys.stdout.write("no deliveries\n")
-    return EXIT_OK
+    return EXIT_USAGE if missing else EXIT_OK
 
 
 def serve(settings: Settings, host: str, port: int) -> int:

@@ -164,9 +164,11 @@ class Deliverer:
     def _next_wait(self) -> float:
         """Until the next due delivery, at most the poll interval."""
         with self.store.session() as session:
-            due = session.scalar(select(Delivery.next_attempt_at).where(Delivery.status == "pending")
-                                 .order_by(Delivery.next_attempt_at).limit(1))
+            rows = session.execute(select(Delivery.next_attempt_at, Delivery.lease_until)
+                                   .where(Delivery.status == "pending").order_by(Delivery.next_attempt_at)
+                                   .limit(100)).all()
         poll = self.settings.delivery_poll_seconds
-        if due is None:
+        if not rows:
             return poll
+        due = min(max(at, lease or at) for at, lease in rows)  # a leased delivery is another process's
         return min(poll, max(0.05, (due - utcnow()).total_seconds()))

@@ -24,6 +24,7 @@ from ..store.documents import parse_document
 from ..timeline import build_timeline_result
 from . import api_tokens
 from .bodies import DICOM_TYPES, FHIR_TYPES, Part, multipart_related, read_body, single
+from .stow import store_instances_response
 from .config import ConfigError, Settings
 from .delivery import Deliverer
 from .outcome import FHIR_JSON, ServiceError, operation_outcome, outcome_response
@@ -122,6 +123,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def post_studies(request: Request):
         parts = multipart_related(request, await read_body(request, settings.max_body_bytes))
         stored, rejected = await ingest(parts)
+        if "application/dicom+json" in (request.headers.get("accept") or ""):
+            return store_instances_response(stored, rejected)
         if not stored:
             issues = [operation_outcome(422, f"{label}: {reason}")["issue"][0] for label, reason in rejected]
             return JSONResponse({"resourceType": "OperationOutcome", "issue": issues}, status_code=422,
@@ -167,6 +170,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         if status not in (None, "pending", "delivered", "failed"):
             raise ServiceError(400, f"status {status!r}: use pending, delivered or failed")
         return {"deliveries": await run_in_threadpool(store.deliveries, status)}
+
+    @app.post("/deliveries/{delivery_id}/retry", dependencies=[writer],
+              summary="Put a failed delivery back in the outbox (attempts start again)")
+    async def retry_delivery(delivery_id: int):
+        delivery = await run_in_threadpool(store.retry_delivery, delivery_id)
+        if delivery is None:
+            raise ServiceError(404, f"no delivery {delivery_id}")
+        if deliverer:
+            deliverer.wake()
+        return delivery
 
     return app
 

@@ -117,7 +117,8 @@ class Store:
         for report, digest in incoming:
             old = current.get(report.source_id)
             state = "unchanged" if old and old.content_sha256 == digest else "updated" if old else "new"
-            outcomes.append({"source_id": report.source_id, "patient_id": report.patient_id, "status": state})
+            outcomes.append({"source_id": report.source_id, "sop_class_uid": report.sop_class_uid,
+                             "patient_id": report.patient_id, "status": state})
             if state != "unchanged":
                 changed.append((report, digest, old))
         if not changed:
@@ -227,6 +228,17 @@ class Store:
         with self.session() as session:
             return {table.__tablename__: session.scalar(select(func.count()).select_from(table))
                     for table in (Document, StoredReport, StoredAssessment, Delivery)}
+
+    def retry_delivery(self, delivery_id: int) -> dict | None:
+        """A failed delivery back in the outbox with a fresh count of attempts (after the EHR was fixed);
+        None when there is no such delivery. Pending or delivered ones are left as they are."""
+        with self.session() as session, session.begin():
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None:
+                return None
+            if delivery.status == "failed":
+                delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+            return delivery.to_dict()
 
     def deliveries(self, status: str | None = None) -> list[dict]:
         with self.session() as session:
