@@ -331,6 +331,65 @@ def _describe_assessment(result) -> str:
     return "\n".join(lines) + "\n"
 
 
+@app.command()
+def batch(
+    input_dir: Annotated[str, typer.Argument(help="Folder of SRs and FHIR files (recursed).", show_default=False)],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output folder (Bundles, summary, manifest).")],
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Address of a dask scheduler; default: a local cluster.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Local worker processes (default: cores).")] = None,
+    preset: Annotated[str, typer.Option("--preset", help="Named preset (mappings/presets.yaml).")] = "consensus-5",
+    fhir_version: Annotated[str, typer.Option("--fhir-version", help="R4 (default) or R5.")] = "R4",
+    validate: Annotated[bool, typer.Option(
+        "--validate/--no-validate", help="Check each Bundle against the FHIR models (slower).")] = True,
+    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Embed the spider plot in each report.")] = True,
+) -> None:
+    """Archive run on dask: Bundles as NDJSON and a per-patient summary (CSV, Parquet); resumable."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .assess import preset_names
+    from .batch import BatchOptions, run_batch
+    from .emit import VERSIONS
+
+    if not Path(input_dir).is_dir():
+        _usage(f"{input_dir}: is not a folder")
+    if preset not in preset_names():
+        _usage(f"unknown preset {preset!r}; known presets: {', '.join(preset_names())}")
+    if fhir_version.upper() not in VERSIONS:
+        _usage(f"unknown FHIR version {fhir_version!r}; use one of {', '.join(VERSIONS)}")
+    if workers is not None and workers < 1:
+        _usage("--workers must be at least 1")
+    options = BatchOptions(preset=preset, fhir_version=fhir_version.upper(), validate=validate, plot=plot)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_stderr_console(), transient=False) as bar:
+        tasks = {"index": bar.add_task("reading files (chunks)", total=None),
+                 "assess": bar.add_task("assessing patients (chunks)", total=None)}
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            bar.update(tasks[phase], completed=done, total=total)
+
+        result = run_batch(input_dir, output, options=options, scheduler=scheduler, workers=workers,
+                           progress=progress)
+    states = ", ".join(f"{state} {count}" for state, count in sorted(result.states.items())) or "none"
+    sys.stdout.write(
+        f"{result.files} files, {result.rejected} rejected (see {Path(output) / 'rejected.tsv'}), "
+        f"{result.patients} patients: {states}\n"
+        f"chunks: index {result.index_chunks_done} done / {result.index_chunks_skipped} already done, "
+        f"patients {result.patient_chunks_done} done / {result.patient_chunks_skipped} already done\n"
+        f"Bundles: {Path(output) / 'manifest.json'}; summary: {Path(output) / 'summary.csv'} and summary.parquet\n")
+    if result.files == 0:
+        raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(EXIT_SOME_REJECTED if result.rejected else EXIT_OK)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _report_rejections(outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         if not outcome.ok:

@@ -251,6 +251,10 @@ def test_identical_input_identical_bytes():
     assert "2026" not in first  # nothing from the clock: the in-memory reports carry no authoring time
 
 
+def test_switching_validation_off_changes_no_byte(c2):
+    assert bundle_json(to_fhir(assessment_of("C2"), issued=FIXED, validate=False)) == bundle_json(c2)
+
+
 def test_a_later_scan_reuses_tumors_and_earlier_measurements():
     """Resending with one more scan: the Tumors and the earlier TumorSize entries keep their identifiers,
     so a server that holds the first Bundle creates only what is new."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model import Report
 from .options import TimelineOptions
@@ -75,12 +75,15 @@ def _report_order(report: Report) -> tuple:
     return (report.content_datetime or dt.datetime.min, report.source_id)
 
 
+def _content(report: Report) -> Report:
+    """The report without the identifiers a re-delivery may change; hashable, so equal content is
+    found without serialising anything."""
+    return replace(report, source_id="", series_uid=None, warnings=())
+
+
 def _fingerprint(report: Report) -> str:
-    """The report's content, without the identifiers a re-delivery may change."""
-    data = report.to_dict()
-    for key in ("source_id", "series_uid", "warnings"):
-        data.pop(key, None)
-    return json.dumps(data, sort_keys=True, default=str)
+    """A total order among copies of one report that differ (rare): their content as JSON."""
+    return json.dumps(_content(report).to_dict(), sort_keys=True, default=str)
 
 
 def _without_duplicates(reports: list[Report], warnings: list[str]) -> list[Report]:
@@ -90,17 +93,19 @@ def _without_duplicates(reports: list[Report], warnings: list[str]) -> list[Repo
         by_id[report.source_id].append(report)
     unique: list[Report] = []
     for source_id in sorted(by_id):
-        copies = sorted(by_id[source_id], key=lambda r: (_report_order(r), _fingerprint(r)))
-        if len({_fingerprint(r) for r in copies}) > 1:
+        copies = by_id[source_id]
+        if len(copies) > 1:
+            copies = sorted(copies, key=lambda r: (_report_order(r), _fingerprint(r)))
+        if len({_content(r) for r in copies}) > 1:
             warnings.append(f"report {source_id} arrived {len(copies)} times with different content; "
                             "the version with the latest content date/time is used")
         elif len(copies) > 1:
             warnings.append(f"report {source_id} arrived {len(copies)} times; the copies were ignored")
         unique.append(copies[-1])
-    seen: dict[str, str] = {}
+    seen: dict[Report, str] = {}
     out = []
     for report in unique:
-        fingerprint = _fingerprint(report)
+        fingerprint = _content(report)
         if fingerprint in seen:
             warnings.append(f"report {report.source_id} repeats report {seen[fingerprint]} exactly; ignored")
             continue
