@@ -24,7 +24,9 @@ demo: $(STAMP)
 	@$(BIN)/oligo report $(DEMO)/DEMO-POLY-2 -o $(DEMO)/report/bundle-poly.json --plot $(DEMO)/report/spider-poly.png
 
 # pytest exits 5 when it collects no test: that fails the target, with a plain message.
+# The store and service tests need PostgreSQL: scripts/ensure-postgres.sh starts (or installs) it.
 test: $(STAMP)
+	@scripts/ensure-postgres.sh
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 

@@ -79,12 +79,16 @@ def _describe_timelines(outcomes: list[Outcome]) -> str:
 
 @app.command()
 def assess(
-    inputs: InputsArg,
+    inputs: Annotated[list[str] | None, typer.Argument(help="Files or directories (recursed).",
+                                                       show_default=False)] = None,
     preset: Annotated[str, typer.Option("--preset", help="Named preset (mappings/presets.yaml).")] = "consensus-5",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     treated: Annotated[list[str], typer.Option(
         "--treated", help="Local therapy of a lesion: LESION=YYYY-MM-DD (repeatable).")] = [],  # noqa: B006
     criteria: Annotated[str, typer.Option("--criteria", help="recist or irecist.")] = "recist",
+    database: Annotated[str | None, typer.Option("--database", help="Read the patient's reports from this "
+                                                 "store (path or URL) instead of INPUTs.")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", help="Patient ID (with --database).")] = None,
 ) -> None:
     """Per-patient timeline and assessment of every time point (RECIST 1.1 and the oligo/poly state)."""
     from .assess import CRITERIA, assess_timelines, preset_names
@@ -94,7 +98,9 @@ def assess(
     if criteria not in CRITERIA:
         _usage(f"unknown criteria {criteria!r}; use one of {', '.join(CRITERIA)}")
     therapy = _parse_treated(treated)
-    outcomes = read_all(inputs)
+    if bool(database) != bool(patient) or bool(database) == bool(inputs):
+        _usage("give INPUT files, or --database URL with --patient ID")
+    outcomes = read_all(inputs) if inputs else _stored_outcomes(database, patient)
     _report_rejections(outcomes)
     paths = {r.source_id: o.path for o in outcomes for r in o.reports}
     placed = build_timeline_result(r for o in outcomes for r in o.reports)
@@ -111,6 +117,93 @@ def assess(
     if status == EXIT_OK and placed.problems:
         status = EXIT_SOME_REJECTED if placed.timelines else EXIT_USAGE
     raise typer.Exit(status)
+
+
+def _stored_outcomes(database: str, patient: str) -> list[Outcome]:
+    """The patient's current reports in the store, as if read from one input named by the database."""
+    from .service.commands import open_store
+    from .service.config import ConfigError, Settings
+
+    try:
+        store = open_store(Settings(database=database))
+    except ConfigError as exc:
+        _usage(str(exc))
+    try:
+        reports = store.reports_of(patient)
+    finally:
+        store.close()
+    if not reports:
+        return [Outcome(f"{store.describe()} --patient {patient}", reason="no reports of this patient are stored")]
+    return [Outcome(store.describe(), reports=tuple(reports))]
+
+
+def _service_settings(config: str | None, **overrides):
+    from .service.config import ConfigError, Settings
+
+    try:
+        return Settings.load(config, **overrides)
+    except ConfigError as exc:
+        _usage(str(exc))
+
+
+def _service_run(call) -> None:
+    from .service.config import ConfigError
+
+    try:
+        status = call()
+    except ConfigError as exc:
+        _usage(str(exc))
+    raise typer.Exit(status)
+
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="Settings file (TOML); default $OLIGO_CONFIG.")]
+DatabaseOpt = Annotated[str | None, typer.Option("--database", help="Store path or URL; default $OLIGO_DATABASE.")]
+
+
+@app.command()
+def ingest(
+    inputs: InputsArg,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Store SRs and FHIR files and reassess their patients; sending a file again changes nothing."""
+    from .service import commands
+
+    settings = _service_settings(config, database=database)
+    _service_run(lambda: commands.ingest(inputs, settings, as_json))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The HTTP service for integration engines (FastAPI + uvicorn), with delivery to the EHR."""
+    from .service import commands
+
+    settings = _service_settings(config, database=database)
+    _service_run(lambda: commands.serve(settings, host, port))
+
+
+@app.command()
+def deliveries(
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    status: Annotated[str | None, typer.Option("--status", help="pending, delivered or failed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    retry: Annotated[list[int], typer.Option("--retry", help="Put this failed delivery back in the outbox "
+                                                             "(repeatable).")] = [],  # noqa: B006
+) -> None:
+    """The outbox of deliveries to the EHR, e.g. `--status failed`; `--retry ID` after fixing the EHR."""
+    from .service import commands
+
+    if status not in (None, "pending", "delivered", "failed"):
+        _usage(f"--status {status!r}: use pending, delivered or failed")
+    settings = _service_settings(config, database=database)
+    _service_run(lambda: commands.deliveries(settings, status, as_json, retry))
 
 
 @app.command()

@@ -1,0 +1,96 @@
+"""`oligo ingest`, `oligo serve` and `oligo deliveries`: the store and the service from the command line.
+
+Exit status as everywhere (DESIGN.md §5.1): 0 every input used; 2 usage error or no usable input;
+3 some inputs rejected. One line on stderr per rejected input, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from ..errors import InputError
+from ..inputs import expand
+from .config import ConfigError, Settings
+
+EXIT_OK, EXIT_USAGE, EXIT_SOME_REJECTED = 0, 2, 3
+
+
+def open_store(settings: Settings):
+    from ..store import Store
+
+    try:
+        return Store.open(settings.database, preset=settings.preset,
+                          delivery_target=settings.ehr_base_url or None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except Exception as exc:  # the database cannot be opened: one plain line
+        raise ConfigError(f"database {settings.database}: cannot be opened ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def ingest(inputs: list[str], settings: Settings, as_json: bool) -> int:
+    store = open_store(settings)
+    results, rejected = [], 0
+    try:
+        for path in expand(inputs):
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                result = store.ingest(data, label=path)
+            except OSError as exc:
+                sys.stderr.write(f"{path}: cannot be read ({exc.strerror or exc})\n")
+                rejected += 1
+                continue
+            except InputError as exc:
+                sys.stderr.write(f"{path}: {exc.reason}\n")
+                rejected += 1
+                continue
+            results.append(result)
+            if not as_json:
+                changed = sum(1 for r in result.reports if r["status"] != "unchanged")
+                sys.stdout.write(f"{path}: {result.status} ({changed} of {len(result.reports)} report(s) new or "
+                                 f"updated, {len(result.assessments)} new assessment(s))\n")
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(json.dumps({"results": [r.to_dict() for r in results]}, indent=2) + "\n")
+    if not results:
+        if not rejected:
+            sys.stderr.write("oligo: no input files found\n")
+        return EXIT_USAGE
+    return EXIT_SOME_REJECTED if rejected else EXIT_OK
+
+
+def deliveries(settings: Settings, status: str | None, as_json: bool, retry: list[int] = ()) -> int:
+    store = open_store(settings)
+    try:
+        missing = [number for number in retry if store.retry_delivery(number) is None]
+        rows = store.deliveries(status)
+    finally:
+        store.close()
+    for number in missing:
+        sys.stderr.write(f"oligo: no delivery {number}\n")
+    if as_json:
+        sys.stdout.write(json.dumps({"deliveries": rows}, indent=2) + "\n")
+    else:
+        for row in rows:
+            sys.stdout.write(f"{row['id']}  {row['status']}  assessment {row['assessment_id']}  attempts "
+                             f"{row['attempts']}  {row['target']}"
+                             + (f"  last error: {row['last_error']}" if row["last_error"] else "") + "\n")
+        if not rows:
+            sys.stdout.write("no deliveries\n")
+    return EXIT_USAGE if missing else EXIT_OK
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from .http import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = open_store(settings)
+    app = create_app(settings, store)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    return EXIT_OK

@@ -1,0 +1,111 @@
+"""Service settings: environment variables (OLIGO_*), an optional TOML file, then command-line options,
+each overriding the one before. README.md ("Operating the service") lists every key."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..assess import DEFAULT_PRESET
+
+EHR_AUTH_MODES = ("none", "bearer", "smart")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the setting and the reason."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: str = "oligo.sqlite3"
+    api_tokens: str = ""  # comma-separated; each SECRET or sha256:HEX, optionally ";read" (GET only)
+    allow_anonymous: bool = False  # no api_tokens and this false: the service refuses to start
+    max_body_bytes: int = 64 * 1024 * 1024
+    preset: str = DEFAULT_PRESET
+    ehr_base_url: str = ""  # set: every new assessment is delivered there
+    ehr_auth: str = "none"  # none | bearer | smart
+    ehr_token: str = ""  # static bearer token (ehr_auth = bearer)
+    smart_token_url: str = ""
+    smart_client_id: str = ""
+    smart_private_key_file: str = ""  # PEM (RSA for RS384, EC P-384 for ES384)
+    smart_key_id: str = ""
+    smart_algorithm: str = "RS384"
+    smart_scope: str = "system/*.write"
+    delivery_poll_seconds: float = 5.0
+    delivery_backoff_seconds: float = 2.0
+    delivery_backoff_max_seconds: float = 600.0
+    delivery_max_attempts: int = 50
+    delivery_timeout_seconds: float = 30.0
+    delivery_lease_seconds: float = 120.0
+
+    @classmethod
+    def load(cls, config_file: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None,
+             **overrides) -> Settings:
+        """Defaults < config file (OLIGO_CONFIG or the argument) < OLIGO_* variables < overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        config_file = config_file or environ.get("OLIGO_CONFIG")
+        if config_file:
+            values |= _from_file(Path(config_file))
+        for field in fields(cls):
+            name = f"OLIGO_{field.name.upper()}"
+            if name in environ:
+                values[field.name] = environ[name]
+        values |= {k: v for k, v in overrides.items() if v is not None}
+        settings = cls(**{f.name: _coerce(f, values[f.name]) for f in fields(cls) if f.name in values})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.ehr_auth not in EHR_AUTH_MODES:
+            raise ConfigError(f"ehr_auth {self.ehr_auth!r}: use one of {', '.join(EHR_AUTH_MODES)}")
+        if self.ehr_base_url and self.ehr_auth == "bearer" and not self.ehr_token:
+            raise ConfigError("ehr_auth = bearer needs ehr_token")
+        if self.ehr_base_url and self.ehr_auth == "smart":
+            missing = [n for n in ("smart_token_url", "smart_client_id", "smart_private_key_file")
+                       if not getattr(self, n)]
+            if missing:
+                raise ConfigError(f"ehr_auth = smart needs {', '.join(missing)}")
+        if self.max_body_bytes <= 0 or self.delivery_max_attempts <= 0:
+            raise ConfigError("max_body_bytes and delivery_max_attempts must be positive")
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _from_file(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def _coerce(field: dataclasses.Field, value):
+    kind = field.type
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off", ""):
+                raise ValueError(value)
+            return text in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{field.name} = {value!r}: expected {kind}") from None
