@@ -22,6 +22,9 @@ demo: $(STAMP)
 	@echo "demo SRs written to $(DEMO)/DEMO-OLIGO-1 and $(DEMO)/DEMO-POLY-2"
 	@$(BIN)/oligo report $(DEMO)/DEMO-OLIGO-1 -o $(DEMO)/report/bundle.json --plot $(DEMO)/report/spider.png
 	@$(BIN)/oligo report $(DEMO)/DEMO-POLY-2 -o $(DEMO)/report/bundle-poly.json --plot $(DEMO)/report/spider-poly.png
+	@echo "storing the demo SRs in the embedded store ($(DEMO)/oligo.db, SQLite):"
+	@$(BIN)/oligo ingest $(DEMO)/DEMO-OLIGO-1 $(DEMO)/DEMO-POLY-2 --database $(DEMO)/oligo.db
+	@$(BIN)/oligo assess --database $(DEMO)/oligo.db --patient DEMO-OLIGO-1
 
 # pytest exits 5 when it collects no test: that fails the target, with a plain message.
 # The store and service tests need PostgreSQL: scripts/ensure-postgres.sh starts (or installs) it.
