@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from functools import cached_property
 from urllib.parse import quote
 
 from ..assess.result import LesionAssessment, PatientAssessment, TimePointAssessment, percent
@@ -108,8 +109,12 @@ class _Builder:
 
     def subject(self) -> dict[str, Any]:
         """The patient by identifier (a logical reference: the EHR already holds the patient)."""
-        return {"identifier": {"system": self.patient_system(), "value": self.timeline.patient_id},
+        return {"identifier": {"system": self.patient_system_uri, "value": self.timeline.patient_id},
                 "type": "Patient"}
+
+    @cached_property
+    def patient_system_uri(self) -> str:
+        return self.patient_system()
 
     def patient_system(self) -> str:
         if self.o.patient_identifier_system:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..model import PatientTimeline, TrackedLesion
 
@@ -14,7 +15,13 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:oligo-adapter:fhir-output")
 
 def derive(*parts: object) -> str:
     """A UUID (RFC 4122 version 5) from the parts, joined with an unambiguous separator."""
-    return str(uuid.uuid5(NAMESPACE, "\x1f".join("" if p is None else str(p) for p in parts)))
+    return _uuid5("\x1f".join("" if p is None else str(p) for p in parts))
+
+
+@lru_cache(maxsize=65536)
+def _uuid5(name: str) -> str:
+    """Cached: one Bundle names the same patient, lesions and studies many times."""
+    return str(uuid.uuid5(NAMESPACE, name))
 
 
 @dataclass(frozen=True, slots=True)
