@@ -40,9 +40,12 @@ class NeedsPydicom(Exception):
 
 
 class FastDataset(dict):
-    """tag -> (VR, bytes) for plain elements, tag -> list[FastDataset] for sequences."""
+    """tag -> (VR, bytes) for plain elements, tag -> list[FastDataset] for sequences.
 
-    __slots__ = ("encoding",)
+    `code` memoises the Code this item encodes (sr_items.code_of): items of cached sequences are shared
+    between content items and files, so each distinct code is built once."""
+
+    __slots__ = ("encoding", "code")
 
     def value(self, tag: int):
         entry = self.get(tag)

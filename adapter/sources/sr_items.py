@@ -49,8 +49,12 @@ def code_of(sequence) -> Code | None:
         return None
     item = sequence[0]
     if type(item) is FastDataset:
-        return _fast_code(item.get(_CODE_VALUE), item.get(_LONG_CODE_VALUE), item.get(_URN_CODE_VALUE),
-                          item.get(_SCHEME), item.get(_MEANING), item.encoding)
+        try:
+            return item.code
+        except AttributeError:
+            item.code = _fast_code(item.get(_CODE_VALUE), item.get(_LONG_CODE_VALUE), item.get(_URN_CODE_VALUE),
+                                   item.get(_SCHEME), item.get(_MEANING), item.encoding)
+            return item.code
     value = _field(item, "CodeValue") or _field(item, "LongCodeValue") or _field(item, "URNCodeValue")
     if value is None:
         return None
