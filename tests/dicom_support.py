@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from adapter.store import Store
+
 from tests.service_support import REPO, WAIT_SECONDS, free_port, wait_until
 
 LISTENER_AE = "OLIGO"
@@ -38,6 +40,24 @@ def tool(name: str) -> str:
     return found
 
 
+def counts(database: str) -> dict:
+    """Rows per table of the store, read in the test's own process."""
+    store = Store.open(database)
+    try:
+        return store.counts()
+    finally:
+        store.close()
+
+
+def latest(database: str, patient_id: str):
+    """The newest stored assessment of the patient, or None."""
+    store = Store.open(database)
+    try:
+        return store.latest_assessment(patient_id)
+    finally:
+        store.close()
+
+
 @dataclass(frozen=True)
 class Sent:
     """What storescu saw: its exit status, the DIMSE status of every C-STORE response, the ErrorComments."""
@@ -48,11 +68,12 @@ class Sent:
     output: str
 
 
-def storescu(port: int, files: list[Path], calling: str = SENDER_AE, called: str = LISTENER_AE) -> Sent:
+def storescu(port: int, files: list[Path], calling: str = SENDER_AE, called: str = LISTENER_AE,
+             options: tuple[str, ...] = ()) -> Sent:
     """Send files in one association, proposing exactly their SOP classes (-R), going on after a refused
     instance (--no-halt), with debug output to parse."""
     done = subprocess.run([tool("storescu"), "-R", "--no-halt", "-d", "-aet", calling, "-aec", called, "-ta", "30", "-td", "60",
-                           "127.0.0.1", str(port), *map(str, files)],
+                           *options, "127.0.0.1", str(port), *map(str, files)],
                           capture_output=True, text=True, timeout=WAIT_SECONDS)
     output = done.stdout + done.stderr
     statuses = [int(code, 16) for code in re.findall(r"DIMSE Status\s*:\s*0x([0-9a-fA-F]{4})", output)]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import adapter
-from adapter.store import Store, bundle_of
+from adapter.store import bundle_of
 from fixtures.generate import demo_patients, make_series, to_bytes
-from tests.dicom_support import ListenerProcess, echoscu, storescu, tool
+from tests.dicom_support import ListenerProcess, counts, echoscu, latest, storescu, tool
 from tests.generated import simple_sr
 from tests.service_support import FhirReceiver, database_url, postgres_url, wait_until  # noqa: F401 (fixtures)
 
@@ -36,22 +36,6 @@ def write(folder: Path, series: list[bytes], stem: str) -> list[Path]:
 
 def as_json(value) -> object:
     return json.loads(json.dumps(value))
-
-
-def counts(database: str) -> dict:
-    store = Store.open(database)
-    try:
-        return store.counts()
-    finally:
-        store.close()
-
-
-def latest(database: str, patient_id: str):
-    store = Store.open(database)
-    try:
-        return store.latest_assessment(patient_id)
-    finally:
-        store.close()
 
 
 @pytest.fixture
@@ -84,6 +68,21 @@ def test_corpus_and_generated_srs_are_stored_and_assessed(listener, corpus, tmp_
     again = storescu(listener.port, files, calling="ROUTER")
     assert again.returncode == 0 and again.statuses == [SUCCESS] * 6, again.output
     assert counts(listener.database) == before
+
+
+@pytest.mark.parametrize("option, transfer_syntax", [
+    ("-xd", "DeflatedLittleEndianExplicit"), ("-xb", "BigEndianExplicit"), ("-xi", "LittleEndianImplicit")])
+def test_every_uncompressed_transfer_syntax(tmp_path, option, transfer_syntax):
+    running = ListenerProcess(str(tmp_path / "store.sqlite3"), tmp_path).start()
+    try:
+        series = make_series(OLIGO)
+        sent = storescu(running.port, write(tmp_path / "sr", series, "oligo"), options=(option,))
+        assert sent.statuses == [SUCCESS] * 3, sent.output
+        assert f"Accepted Transfer Syntax: ={transfer_syntax}" in sent.output
+        (expected,) = adapter.assess(adapter.read_sr(data) for data in series)
+        assert latest(running.database, OLIGO.patient_id).result == as_json(expected.to_dict())
+    finally:
+        assert running.stop() == 0, running.output()
 
 
 def test_refused_instances_get_their_dimse_outcome_and_nothing_is_stored(corpus, tmp_path):

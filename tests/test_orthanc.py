@@ -19,7 +19,7 @@ from adapter.service.dimse import SR_STORAGE_CLASSES as LISTENER_CLASSES
 from adapter.sources.dicom_sr import MEASUREMENT_SR_CLASSES
 from adapter.store import bundle_of
 from fixtures.generate import demo_patients, make_series
-from tests.dicom_support import ORTHANC_PLUGIN_PATHS, OrthancProcess
+from tests.dicom_support import ORTHANC_PLUGIN_PATHS, ListenerProcess, OrthancProcess, latest
 from tests.service_support import TOKEN, Service, wait_until
 
 OLIGO, POLY = demo_patients()
@@ -87,6 +87,38 @@ def test_srs_stored_in_orthanc_reach_the_adapter(tmp_path, corpus):
     finally:
         orthanc.stop()
         service.stop()
+
+
+ROUTE_SRS = """function OnStoredInstance(instanceId, tags, metadata, origin)
+  if tags["Modality"] == "SR" then
+    SendToModality(instanceId, "oligo")
+  end
+end
+"""
+
+
+def test_orthanc_auto_routing_to_the_listener(tmp_path):
+    """The README's alternative without the Python plugin: a Lua script routes SRs to `oligo listen`;
+    Orthanc is then the C-STORE SCU (calling AE ORTHANC)."""
+    listener = ListenerProcess(str(tmp_path / "store.sqlite3"), tmp_path, "--allow-ae", "ORTHANC",
+                               "--allow-ae", "STORESCU").start()
+    script = tmp_path / "route.lua"
+    script.write_text(ROUTE_SRS)
+    orthanc = OrthancProcess(tmp_path / "orthanc", LuaScripts=[str(script)],
+                             DicomModalities={"oligo": ["OLIGO", "127.0.0.1", listener.port]}).start()
+    try:
+        series = make_series(POLY)
+        for data in series:
+            orthanc.upload(data)
+        stored = wait_until(lambda: (a := latest(listener.database, POLY.patient_id)) and
+                            len(a.result["timepoints"]) == 3 and a, "the three SRs routed to the listener")
+        assert [tp["state"] for tp in stored.result["timepoints"]] == ["baseline", "no-progression", "polyprogression"]
+        (expected,) = adapter.assess(adapter.read_sr(data) for data in series)
+        assert stored.bundle == json.loads(json.dumps(bundle_of(expected)))
+        assert "C-STORE from ORTHANC" in listener.output()
+    finally:
+        orthanc.stop()
+        assert listener.stop() == 0, listener.output()
 
 
 def test_plugin_and_listener_take_the_sr_classes_the_reader_takes():
