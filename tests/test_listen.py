@@ -8,16 +8,18 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import adapter
+from adapter.service.config import ConfigError, Settings
 from adapter.store import bundle_of
 from fixtures.generate import demo_patients, make_series, to_bytes
 from tests.dicom_support import ListenerProcess, counts, echoscu, latest, storescu, tool
 from tests.generated import simple_sr
-from tests.service_support import FhirReceiver, database_url, postgres_url, wait_until  # noqa: F401 (fixtures)
+from tests.service_support import REPO, FhirReceiver, database_url, postgres_url, wait_until  # noqa: F401 (fixtures)
 
 OLIGO, POLY = demo_patients()
 SUCCESS, CANNOT_UNDERSTAND = 0x0000, 0xC000
@@ -102,6 +104,8 @@ def test_refused_instances_get_their_dimse_outcome_and_nothing_is_stored(corpus,
         misaddressed = storescu(running.port, good, called="PACS")
         assert "Called AE Title Not Recognized" in misaddressed.output and misaddressed.statuses == []
         assert "Calling AE Title Not Recognized" in echoscu(running.port, calling="INTRUDER").stderr
+        assert "association from INTRUDER at 127.0.0.1 rejected: calling AE title not allowed" in running.output()
+        assert "rejected: called AE title 'PACS' is not ours (OLIGO)" in running.output()
 
         # SRs of an accepted SOP class that the reader cannot use: 0xC000 with the reason
         empty_tree, no_patient = simple_sr(), simple_sr()
@@ -146,6 +150,7 @@ def test_concurrent_senders_and_the_association_bound(tmp_path):
         try:
             refused = wait_until(lambda: (r := echoscu(running.port)).returncode != 0 and r, "a refused association")
             assert "Rejected Transient" in refused.stderr and "Local Limit Exceeded" in refused.stderr
+            assert "rejected: more than 2 concurrent associations" in running.output()
         finally:
             for holder in holders:
                 holder.close()
@@ -174,3 +179,30 @@ def test_delivery_to_the_ehr_never_holds_the_association(tmp_path):
             assert ehr.accepted[-1] == stored.bundle == as_json(bundle_of(expected))
         finally:
             assert running.stop() == 0, running.output()
+
+
+def test_listen_usage_errors_are_one_line(tmp_path):
+    """A port already taken and an AE title DICOM does not allow: exit 2 and one plain line, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run([sys.executable, "-m", "adapter", "listen", "--port", str(port), "--database",
+                               str(tmp_path / "store.sqlite3")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+    assert "Traceback" not in busy.stderr + busy.stdout
+    long_title = subprocess.run([sys.executable, "-m", "adapter", "listen", "--ae-title", "A" * 17, "--database",
+                                 str(tmp_path / "store.sqlite3")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert long_title.returncode == 2 and "AE title 'AAAAAAAAAAAAAAAAA': 1 to 16 printable characters" in long_title.stderr
+    assert "Traceback" not in long_title.stderr
+
+
+def test_listener_settings_from_environment_and_their_checks():
+    settings = Settings.load(environ={"OLIGO_LISTEN_ALLOWED_AETS": "PACS, ROUTER ,", "OLIGO_LISTEN_DIMSE_TIMEOUT": "5"})
+    assert settings.allowed_calling_aets() == ("PACS", "ROUTER") and settings.listen_dimse_timeout == 5.0
+    assert Settings.load(environ={}).listen_ae_title == "OLIGO" and Settings.load(environ={}).allowed_calling_aets() == ()
+    for bad, message in ((dict(listen_max_associations=0), "listen_max_associations must be positive"),
+                         (dict(listen_acse_timeout=0), "must be positive"),
+                         (dict(listen_allowed_aets="GOOD,BAD\\TITLE"), "without backslash")):
+        with pytest.raises(ConfigError, match=message):
+            Settings.load(environ={}, **bad)

@@ -123,8 +123,18 @@ class Listener:
         return SUCCESS
 
     def _on_rejected(self, event) -> None:
-        log.warning("association from %s at %s rejected (calling or called AE title not allowed)",
-                    event.assoc.requestor.ae_title, event.assoc.requestor.address)
+        requestor = event.assoc.requestor
+        log.warning("association from %s at %s rejected: %s", requestor.ae_title, requestor.address,
+                    self.rejection_reason(requestor.ae_title, requestor.primitive.called_ae_title))
+
+    def rejection_reason(self, calling: str, called: str) -> str:
+        """Why pynetdicom refused an association, in the order it checks (for the log)."""
+        options = self.options
+        if options.require_called_aet and called.strip() != options.ae_title:
+            return f"called AE title {called.strip()!r} is not ours ({options.ae_title})"
+        if options.allowed_calling_aets and calling.strip() not in options.allowed_calling_aets:
+            return "calling AE title not allowed"
+        return f"more than {options.max_associations} concurrent associations"
 
 
 def _status(code: int, comment: str) -> Dataset:
