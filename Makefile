@@ -28,8 +28,10 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collects no test: that fails the target, with a plain message.
 # The store and service tests need PostgreSQL: scripts/ensure-postgres.sh starts (or installs) it.
+# The listener and Orthanc tests need DCMTK and Orthanc: scripts/ensure-dicom-tools.sh installs them.
 test: $(STAMP)
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-dicom-tools.sh
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 

@@ -189,6 +189,27 @@ def serve(
 
 
 @app.command()
+def listen(
+    ae_title: Annotated[str | None, typer.Option("--ae-title", help="Our AE title; default OLIGO.")] = None,
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 11112,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    allow_ae: Annotated[list[str], typer.Option("--allow-ae", help="Calling AE title let in (repeatable); "
+                                                                   "default: any.")] = [],  # noqa: B006
+    max_associations: Annotated[int | None, typer.Option("--max-associations",
+                                                         help="Concurrent associations; default 10.")] = None,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """DICOM listener (C-STORE SCP for SRs, C-ECHO): each SR is stored, assessed and delivered like POST /dicom."""
+    from .service import commands
+
+    settings = _service_settings(config, database=database, listen_ae_title=ae_title,
+                                 listen_allowed_aets=",".join(allow_ae) or None,
+                                 listen_max_associations=max_associations)
+    _service_run(lambda: commands.listen(settings, host, port))
+
+
+@app.command()
 def deliveries(
     database: DatabaseOpt = None,
     config: ConfigOpt = None,

@@ -1,4 +1,5 @@
-"""`oligo ingest`, `oligo serve` and `oligo deliveries`: the store and the service from the command line.
+"""`oligo ingest`, `oligo serve`, `oligo listen` and `oligo deliveries`: the store and the service from the
+command line.
 
 Exit status as everywhere (DESIGN.md §5.1): 0 every input used; 2 usage error or no usable input;
 3 some inputs rejected. One line on stderr per rejected input, never a traceback.
@@ -93,4 +94,43 @@ def serve(settings: Settings, host: str, port: int) -> int:
     store = open_store(settings)
     app = create_app(settings, store)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    return EXIT_OK
+
+
+def listen(settings: Settings, host: str, port: int) -> int:
+    """The DICOM listener until SIGTERM or Ctrl-C; with an EHR configured, the outbox worker as well."""
+    import signal
+    import threading
+
+    from .delivery import Deliverer
+    from .dimse import Listener, ListenerOptions, serve_until
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    store = open_store(settings)
+    deliverer = Deliverer(store, settings) if settings.ehr_base_url else None
+    options = ListenerOptions(
+        ae_title=settings.listen_ae_title.strip(), host=host, port=port,
+        allowed_calling_aets=settings.allowed_calling_aets(), max_associations=settings.listen_max_associations,
+        acse_timeout=settings.listen_acse_timeout, dimse_timeout=settings.listen_dimse_timeout,
+        network_timeout=settings.listen_network_timeout)
+
+    def wake_deliverer(result) -> None:
+        if deliverer and result.deliveries:
+            deliverer.wake()
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    listener = Listener(store, options, on_stored=wake_deliverer)
+    if deliverer:
+        deliverer.start()
+    try:
+        serve_until(listener, stop)
+    except OSError as exc:  # the port is taken or not ours to bind
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    finally:
+        if deliverer:
+            deliverer.stop()
+        store.close()
     return EXIT_OK

@@ -41,6 +41,12 @@ class Settings:
     delivery_max_attempts: int = 50
     delivery_timeout_seconds: float = 30.0
     delivery_lease_seconds: float = 120.0
+    listen_ae_title: str = "OLIGO"  # oligo listen: our AE title (associations addressed to another are rejected)
+    listen_allowed_aets: str = ""  # comma-separated calling AE titles let in; empty: any
+    listen_max_associations: int = 10
+    listen_acse_timeout: float = 30.0
+    listen_dimse_timeout: float = 60.0
+    listen_network_timeout: float = 60.0
 
     @classmethod
     def load(cls, config_file: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None,
@@ -72,6 +78,19 @@ class Settings:
                 raise ConfigError(f"ehr_auth = smart needs {', '.join(missing)}")
         if self.max_body_bytes <= 0 or self.delivery_max_attempts <= 0:
             raise ConfigError("max_body_bytes and delivery_max_attempts must be positive")
+        self._check_listener()
+
+    def _check_listener(self) -> None:
+        for title in [self.listen_ae_title, *self.allowed_calling_aets()]:
+            if not title or len(title) > 16 or "\\" in title or not title.isprintable():
+                raise ConfigError(f"AE title {title!r}: 1 to 16 printable characters without backslash")
+        if self.listen_max_associations <= 0:
+            raise ConfigError("listen_max_associations must be positive")
+        if min(self.listen_acse_timeout, self.listen_dimse_timeout, self.listen_network_timeout) <= 0:
+            raise ConfigError("listen_acse_timeout, listen_dimse_timeout and listen_network_timeout must be positive")
+
+    def allowed_calling_aets(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.listen_allowed_aets.split(",") if t.strip())
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
