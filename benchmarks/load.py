@@ -40,6 +40,15 @@ def patients(count: int):
     return [dataclasses.replace(base[n % 2], patient_id=f"LOAD-{n:03d}") for n in range(count)]
 
 
+def seed(url: str, patient_count: int) -> None:
+    """Each patient's baseline SR stored before the clock starts, so that a read never races the first
+    store of its patient (a 404 then would be the benchmark's ordering, not the service's error)."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as client:
+        for person in patients(patient_count):
+            client.post("/dicom", content=make_series(person)[0],
+                        headers={"Content-Type": "application/dicom"}).raise_for_status()
+
+
 def workload(patient_count: int):
     """(kind, method, path, body, content type) tuples the clients cycle through."""
     people = patients(patient_count)
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             database, drop = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}", name
         process, url = start_service(database, Path(scratch) / "service.log")
         try:
+            seed(url, args.patients)
             result = summary(run(url, workload(args.patients), args.requests, args.clients, args.seconds))
         finally:
             process.terminate()
