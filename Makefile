@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := build/demo
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench fuzz load clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,24 @@ test: $(STAMP)
 	@scripts/ensure-dicom-tools.sh
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+	@scripts/audit.sh
+
+# The long fuzz run (not part of make test): FUZZ_SCALE times the examples of make test, a fresh random
+# seed each run; bounded by FUZZ_SECONDS. A failure prints the input that broke it.
+FUZZ_SCALE ?= 50
+FUZZ_SECONDS ?= 3600
+fuzz: $(STAMP)
+	OLIGO_FUZZ_SCALE=$(FUZZ_SCALE) OLIGO_FUZZ_RANDOM=1 timeout $(FUZZ_SECONDS) \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_sr.py tests/test_fuzz_fhir.py
+
+# The loopback load run (not part of make test): LOAD_REQUESTS mixed requests from LOAD_CLIENTS clients
+# against `oligo serve` on 127.0.0.1, LOAD_DATABASE sqlite or postgresql; prints latency percentiles.
+LOAD_REQUESTS ?= 10000
+LOAD_CLIENTS ?= 8
+LOAD_DATABASE ?= sqlite
+load: $(STAMP)
+	@scripts/ensure-postgres.sh
+	$(BIN)/python -m benchmarks.load --requests $(LOAD_REQUESTS) --clients $(LOAD_CLIENTS) --database $(LOAD_DATABASE)
 
 # Speed figures (not part of make test): ratios against baselines measured in the same run.
 bench: $(STAMP)

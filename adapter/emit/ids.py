@@ -47,10 +47,11 @@ def patient_key(timeline: PatientTimeline) -> tuple[str, str]:
 
 def lesion_key(timeline: PatientTimeline, lesion: TrackedLesion) -> tuple[str, ...]:
     """What names a lesion for good: its first sighting (source UID and tracking UID, else the
-    tracking identifier or name). Later scans do not change it, so the Tumor is reused over time."""
+    tracking identifier or name, and where in the source it was: the SR content path, or the FHIR
+    Observation's id when there is no path). Later scans do not change it, so the Tumor is reused over time."""
     first = next(o for o in lesion.observations if o is not None)
     finding = first.finding
     if finding.tracking_uid:
         return (*patient_key(timeline), "tracking-uid", finding.tracking_uid)
     return (*patient_key(timeline), "first-seen", first.source_id, finding.tracking_identifier or "",
-            finding.label or "", finding.provenance.path or "", lesion.name)
+            finding.label or "", finding.provenance.path or finding.provenance.observation_uid or "", lesion.name)

@@ -23,12 +23,21 @@ def open_store(settings: Settings):
 
     try:
         return Store.open(settings.database, preset=settings.preset,
-                          delivery_target=settings.ehr_base_url or None)
+                          delivery_target=settings.ehr_base_url or None, limits=settings.read_limits())
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    except Exception as exc:  # the database cannot be opened: one plain line
-        raise ConfigError(f"database {settings.database}: cannot be opened ({exc.__class__.__name__}: "
+    except Exception as exc:  # the database cannot be opened: one plain line, without the password
+        raise ConfigError(f"database {_shown(settings.database)}: cannot be opened ({exc.__class__.__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _shown(database: str) -> str:
+    from ..store.database import describe_url, normalise_url
+
+    try:
+        return describe_url(normalise_url(database)) if "://" in database else database
+    except Exception:  # not even a URL: show it as given, it holds no password we could find
+        return database
 
 
 def ingest(inputs: list[str], settings: Settings, as_json: bool) -> int:
@@ -93,7 +102,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store(settings)
     app = create_app(settings, store)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    tls = {"ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile} if settings.tls_certfile else {}
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                timeout_keep_alive=settings.keep_alive_seconds, **tls)
     return EXIT_OK
 
 

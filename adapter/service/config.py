@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..assess import DEFAULT_PRESET
+from ..sources.limits import DEFAULT_LIMITS, ReadLimits
 
 EHR_AUTH_MODES = ("none", "bearer", "smart")
 
@@ -25,6 +26,14 @@ class Settings:
     api_tokens: str = ""  # comma-separated; each SECRET or sha256:HEX, optionally ";read" (GET only)
     allow_anonymous: bool = False  # no api_tokens and this false: the service refuses to start
     max_body_bytes: int = 64 * 1024 * 1024
+    max_tree_depth: int = DEFAULT_LIMITS.max_tree_depth  # SR content tree levels
+    max_content_items: int = DEFAULT_LIMITS.max_content_items  # SR content items
+    max_json_depth: int = DEFAULT_LIMITS.max_json_depth  # FHIR JSON nesting
+    max_json_array_items: int = DEFAULT_LIMITS.max_json_array_items  # FHIR JSON array length
+    request_timeout_seconds: float = 60.0  # a request body must have arrived within this (else 408)
+    keep_alive_seconds: float = 5.0  # idle keep-alive connections are closed after this
+    tls_certfile: str = ""  # PEM certificate (chain); set together with tls_keyfile: HTTPS
+    tls_keyfile: str = ""  # PEM private key
     preset: str = DEFAULT_PRESET
     ehr_base_url: str = ""  # set: every new assessment is delivered there
     ehr_auth: str = "none"  # none | bearer | smart
@@ -78,7 +87,18 @@ class Settings:
                 raise ConfigError(f"ehr_auth = smart needs {', '.join(missing)}")
         if self.max_body_bytes <= 0 or self.delivery_max_attempts <= 0:
             raise ConfigError("max_body_bytes and delivery_max_attempts must be positive")
+        for name in ("max_tree_depth", "max_content_items", "max_json_depth", "max_json_array_items",
+                     "request_timeout_seconds", "keep_alive_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: must be positive")
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise ConfigError("tls_certfile and tls_keyfile go together: set both for HTTPS, or neither")
         self._check_listener()
+
+    def read_limits(self) -> ReadLimits:
+        """The bounds every received document is read under."""
+        return ReadLimits(self.max_tree_depth, self.max_content_items, self.max_json_depth,
+                          self.max_json_array_items)
 
     def _check_listener(self) -> None:
         for title in [self.listen_ae_title, *self.allowed_calling_aets()]:

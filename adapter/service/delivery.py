@@ -122,6 +122,10 @@ class Deliverer:
                 delivery.next_attempt_at = now + dt.timedelta(seconds=wait)
         if attempt.delivered:
             log.info("delivery %s delivered to %s", claim.delivery_id, claim.target)
+        elif attempt.status is not None:
+            # The EHR's answer may echo the patient: it is kept in the outbox row (behind a token), not logged.
+            log.warning("delivery %s to %s failed: HTTP %s (the answer is in the outbox's last_error)",
+                        claim.delivery_id, claim.target, attempt.status)
         else:
             log.warning("delivery %s to %s failed: %s", claim.delivery_id, claim.target, attempt.error)
 

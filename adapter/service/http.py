@@ -2,7 +2,9 @@
 
 Every error is a FHIR OperationOutcome: 400 malformed request, 401 no or unknown token, 403 read-only
 token on a write, 404 unknown patient or path, 413 body too large, 415 media type not taken here,
-422 a well-formed document that cannot be used (the reader's reason, naming the input).
+422 a well-formed document that cannot be used (the reader's reason, naming the input), 408 a body
+that did not arrive within request_timeout_seconds, 503 the database unreachable or full (nothing
+was stored; send again). Every path but /health needs a token, the OpenAPI description included.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -37,8 +40,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     if not tokens and not settings.allow_anonymous:
         raise ConfigError("no API tokens configured: set OLIGO_API_TOKENS (or allow_anonymous = true on a "
                           "closed network)")
+    limits = settings.read_limits()
     store = store or Store.open(settings.database, preset=settings.preset,
-                                delivery_target=settings.ehr_base_url or None)
+                                delivery_target=settings.ehr_base_url or None, limits=limits)
     deliverer = Deliverer(store, settings) if settings.ehr_base_url else None
 
     @asynccontextmanager
@@ -50,7 +54,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             deliverer.stop()
         store.close()
 
-    app = FastAPI(title="oligo-adapter", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="oligo-adapter", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None,
+                  redoc_url=None,
                   description="DICOM SR (TID 1500) and FHIR lesion measurements in, oligo/polyprogression "
                               "FHIR DiagnosticReport out.")
     app.state.store, app.state.deliverer = store, deliverer
@@ -74,6 +79,13 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     reader, writer = require(api_tokens.READ), require(api_tokens.WRITE)
 
+    async def request_body(request: Request) -> bytes:
+        return await read_body(request, settings.max_body_bytes, settings.request_timeout_seconds)
+
+    @app.get("/openapi.json", dependencies=[reader], include_in_schema=False)
+    async def openapi():
+        return app.openapi()
+
     async def ingest(parts: list[Part]) -> tuple[list[dict], list[tuple[str, str]]]:
         stored, rejected = [], []
         for part in parts:
@@ -92,7 +104,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         return stored, rejected
 
     async def ingest_one(request: Request, accepted: tuple[str, ...]) -> JSONResponse:
-        part = single(request, await read_body(request, settings.max_body_bytes), accepted)
+        part = single(request, await request_body(request), accepted)
         stored, rejected = await ingest([part])
         if rejected:
             raise ServiceError(422, f"{rejected[0][0]}: {rejected[0][1]}")
@@ -121,7 +133,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.post("/studies", dependencies=[writer],
               summary='STOW-RS: multipart/related; type="application/dicom", one SR per part')
     async def post_studies(request: Request):
-        parts = multipart_related(request, await read_body(request, settings.max_body_bytes))
+        parts = multipart_related(request, await request_body(request))
         stored, rejected = await ingest(parts)
         if "application/dicom+json" in (request.headers.get("accept") or ""):
             return store_instances_response(stored, rejected)
@@ -138,12 +150,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         preset = preset or settings.preset
         if preset not in preset_names():
             raise ServiceError(400, f"unknown preset {preset!r}; known presets: {', '.join(preset_names())}")
-        data = await read_body(request, settings.max_body_bytes)
+        data = await request_body(request)
         if (request.headers.get("content-type") or "").lower().startswith("multipart/related"):
             parts = multipart_related(request, data)
         else:
             parts = [single(request, data, DICOM_TYPES + FHIR_TYPES)]
-        return JSONResponse(await run_in_threadpool(_assess_parts, parts, preset), media_type=FHIR_JSON)
+        return JSONResponse(await run_in_threadpool(_assess_parts, parts, preset, limits), media_type=FHIR_JSON)
 
     @app.get("/patients/{patient_id}/assessment", dependencies=[reader],
              summary="The latest assessment of a patient as a FHIR transaction Bundle")
@@ -184,11 +196,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     return app
 
 
-def _assess_parts(parts: list[Part], preset: str) -> dict:
+def _assess_parts(parts: list[Part], preset: str, limits) -> dict:
     reports = []
     for part in parts:
         try:
-            reports += parse_document(part.data, label=part.label, media_type=part.media_type).reports
+            reports += parse_document(part.data, label=part.label, media_type=part.media_type,
+                                      limits=limits).reports
         except InputError as exc:
             raise ServiceError(422, str(exc)) from None
     placed = build_timeline_result(sorted(reports, key=lambda r: r.source_id))
@@ -215,6 +228,17 @@ def _error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors())
         return outcome_response(400, f"{request.method} {request.url.path}: {problems}")
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError):
+        if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+            return await unexpected(request, exc)
+        # Only the driver's first line: SQL parameters and PostgreSQL's DETAIL lines may hold patient data.
+        log.warning("%s %s: database unavailable (%s: %s)", request.method, request.url.path,
+                    exc.orig.__class__.__name__, str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "")
+        return outcome_response(503, f"{request.method} {request.url.path}: the database cannot be reached or "
+                                     "cannot take more data; nothing was stored, send again later",
+                                {"Retry-After": "30"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 
 ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               408: "timeout",
                413: "too-costly", 415: "not-supported", 422: "processing", 503: "transient"}
 FHIR_JSON = "application/fhir+json"
 

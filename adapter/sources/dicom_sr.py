@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..model import Report
 from . import dicom_fast
 from .dicom_json import dataset_from_dicom_json, looks_like_dicom_json
+from .limits import DEFAULT_LIMITS, ReadLimits, too_deep_to_parse
 from .sr_items import clean_text, value_of
 from .tid1500 import MeasurementReportReader
 
@@ -42,25 +43,34 @@ _PYDICOM_SEE_ALSO = re.compile(r"Please see <[^>]*> for allowed values for each 
 # --- entry points ------------------------------------------------------------------------------------
 
 
-def read_sr(source: str | os.PathLike | bytes | Dataset | dict, *, name: str | None = None) -> Report:
+def read_sr(source: str | os.PathLike | bytes | Dataset | dict, *, name: str | None = None,
+            limits: ReadLimits = DEFAULT_LIMITS) -> Report:
     """Read one TID 1500 SR from a path, Part 10 or DICOM JSON bytes, a DICOM JSON dict or a Dataset.
 
     Raises `InputError` (one line: what the input is and why it cannot be used) for anything that
-    does not yield at least one usable measurement group; never another exception for bad input.
+    does not yield at least one usable measurement group, or whose content tree exceeds `limits`
+    (depth, item count); never another exception for bad input.
     """
     label = name or _describe(source)
     if isinstance(source, Dataset):
-        return report_from_dataset(source, label=label)
+        return report_from_dataset(source, label=label, limits=limits)
     if isinstance(source, dict):
-        return report_from_dataset(*_from_json_obj(source, label), label=label)
+        return report_from_dataset(*_from_json_obj(source, label), label=label, limits=limits)
     data = _read_bytes(source, label)
     if data.lstrip()[:1] in (b"{", b"["):
-        return report_from_dataset(*_from_json_bytes(data, label), label=label)
+        return report_from_dataset(*_from_json_bytes(data, label), label=label, limits=limits)
     try:  # the fast path; it steps aside for anything pydicom must read (see dicom_fast)
-        return report_from_dataset(dicom_fast.parse(data), label=label)
+        return report_from_dataset(_fast_parse(data, label), label=label, limits=limits)
     except dicom_fast.NeedsPydicom:
         pass
-    return report_from_dataset(*_from_part10(data, label), label=label)
+    return report_from_dataset(*_from_part10(data, label), label=label, limits=limits)
+
+
+def _fast_parse(data: bytes, label: str) -> dicom_fast.FastDataset:
+    try:
+        return dicom_fast.parse(data)
+    except RecursionError:
+        raise too_deep_to_parse(label, "a DICOM file with sequences") from None
 
 
 def _read_bytes(source: str | os.PathLike | bytes, label: str) -> bytes:
@@ -84,6 +94,8 @@ def _from_json_bytes(data: bytes, label: str) -> tuple[Dataset, list[str]]:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(label, f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise too_deep_to_parse(label, "JSON") from None
     if isinstance(obj, list) and len(obj) == 1:
         obj = obj[0]
     return _from_json_obj(obj, label)
@@ -102,6 +114,8 @@ def _from_json_obj(obj: object, label: str) -> tuple[Dataset, list[str]]:
             dataset, repairs = dataset_from_dicom_json(obj)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise InputError(label, f"is DICOM JSON that cannot be decoded ({exc})") from None
+        except RecursionError:
+            raise too_deep_to_parse(label, "DICOM JSON") from None
     return dataset, repairs + [str(w.message) for w in caught]
 
 
@@ -141,14 +155,15 @@ def _short(exc: BaseException) -> str:
 # --- document level ----------------------------------------------------------------------------------
 
 
-def report_from_dataset(ds: Dataset | dicom_fast.FastDataset, notes: Iterable[str] = (), *, label: str) -> Report:
+def report_from_dataset(ds: Dataset | dicom_fast.FastDataset, notes: Iterable[str] = (), *, label: str,
+                        limits: ReadLimits = DEFAULT_LIMITS) -> Report:
     """Check that a dataset is a TID 1500 SR and turn it into a Report."""
     try:
         with pywarnings.catch_warnings(record=True) as caught:
             pywarnings.simplefilter("always")
             warnings: list[str] = []
             sop_class = _check_sop_class(ds, label, warnings)
-            report = MeasurementReportReader(ds, label, sop_class, warnings).read()
+            report = MeasurementReportReader(ds, label, sop_class, warnings, limits).read()
     except (InputError, dicom_fast.NeedsPydicom):
         raise
     except (RecursionError, MemoryError):

@@ -20,6 +20,7 @@ from ..errors import InputError
 from . import fhir_codes
 from .fhir_codes import many
 from .dicom_json import looks_like_dicom_json
+from .limits import DEFAULT_LIMITS, ReadLimits, check_json, too_deep_to_parse
 
 _ABSOLUTE_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([^/\s]+?)(?:/_history/[^/]+)?$")
 
@@ -146,8 +147,9 @@ def _loads(text: str):
     return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
 
 
-def load(source: object, label: str) -> FhirInput:
-    """Parse one input (path, bytes, JSON text, dict or list) into an indexed FhirInput."""
+def load(source: object, label: str, limits: ReadLimits = DEFAULT_LIMITS) -> FhirInput:
+    """Parse one input (path, bytes, JSON text, dict or list) into an indexed FhirInput; InputError when
+    it nests deeper or holds longer arrays than `limits`."""
     data = _raw_bytes(source, label)
     if data is None:
         if not isinstance(source, (dict, list)):
@@ -156,6 +158,8 @@ def load(source: object, label: str) -> FhirInput:
             text = json.dumps(source)
         except (TypeError, ValueError) as exc:
             raise InputError(label, f"is not JSON-serialisable FHIR ({exc})") from None
+        except RecursionError:
+            raise too_deep_to_parse(label, "JSON") from None
         objects, notes = [("the resource", _loads(text))], []  # numbers as Decimal, as when read from bytes
     else:
         if not data.strip():
@@ -165,6 +169,8 @@ def load(source: object, label: str) -> FhirInput:
         except UnicodeDecodeError:
             raise InputError(label, "is not UTF-8 text, so not FHIR JSON") from None
         objects, notes = _parse_text(text, label)
+    for _, obj in objects:
+        check_json(obj, label, limits)
     digest = content_digest([obj for _, obj in objects])
     found = FhirInput(label=label, entries=[], container_id=None, digest=digest)
     for note in notes:
@@ -193,12 +199,16 @@ def _parse_text(text: str, label: str) -> tuple[list[tuple[str, object]], list[s
         return [("the resource", _loads(text))], []
     except ValueError as exc:
         whole_error = exc
+    except RecursionError:
+        raise too_deep_to_parse(label, "JSON") from None
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if len(lines) > 1:  # NDJSON (FHIR Bulk Data): one resource per line, a bad line does not spoil the rest
         objects, notes = [], []
         for number, line in lines:
             try:
                 objects.append((f"line {number}", _loads(line)))
+            except RecursionError:
+                raise too_deep_to_parse(label, f"JSON (line {number})") from None
             except ValueError as exc:
                 notes.append(f"line {number} is not valid JSON ({exc}); skipped")
         if objects:
@@ -332,12 +342,14 @@ def looks_like_fhir(data: bytes, name: str = "") -> bool:
         return False
     try:
         obj = json.loads(data)
+    except RecursionError:  # the reader it goes to says why it cannot be read
+        return False
     except (ValueError, UnicodeDecodeError):
         for line in data.splitlines():
             if line.strip():
                 try:
                     obj = json.loads(line)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     return False
                 break
         else:

@@ -32,18 +32,21 @@ from .fhir_context import (
 from .fhir_load import Entry, FhirInput, describe, load
 from .fhir_quantity import read_quantity
 from .fhir_report import Context, Part, ReportBuilder
+from .limits import DEFAULT_LIMITS, ReadLimits
 
 MALFORMED = "has FHIR content of an unexpected shape that cannot be read"
 
 
-def read_fhir(source: str | os.PathLike | bytes | dict | list, *, name: str | None = None) -> list[Report]:
+def read_fhir(source: str | os.PathLike | bytes | dict | list, *, name: str | None = None,
+              limits: ReadLimits = DEFAULT_LIMITS) -> list[Report]:
     """Read a FHIR resource, Bundle or NDJSON (path, bytes, JSON text, dict or list) into Reports.
 
     One Report per patient per imaging study. Raises `InputError` (one line: what the input is and why it
-    cannot be used) when it holds no usable lesion observation; never another exception for bad input.
+    cannot be used) when it holds no usable lesion observation or exceeds `limits` (JSON depth, array
+    size); never another exception for bad input.
     """
     label = name or describe(source)
-    found = load(source, label)
+    found = load(source, label, limits)
     try:
         return _Reader(found).read()
     except InputError:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from .. import tables
 from ..model import Code, Measurement, MeasurementKind, Provenance
+from .limits import usable_number
 from .fhir_codes import SystemNote, text
 
 UCUM_SYSTEMS = {"http://unitsofmeasure.org", "UCUM"}
@@ -23,8 +24,8 @@ def read_quantity(holder: dict, concept: Code, rule: tables.ConceptRule, where: 
         return None
     raw = quantity["value"]
     number = Decimal(raw) if isinstance(raw, (int, Decimal)) and not isinstance(raw, bool) else None
-    if number is None or not number.is_finite():
-        warnings.append(f"{where} ({what}) has no finite number ({raw!r}); skipped")
+    if not usable_number(number):
+        warnings.append(f"{where} ({what}) has no finite number of plausible size ({raw!r}); skipped")
         return None
     unit_text = str(quantity.get("code") or quantity.get("unit") or "").strip()
     system = text(quantity.get("system"))

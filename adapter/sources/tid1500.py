@@ -31,6 +31,7 @@ from ..model import (
     TimePointContext,
 )
 from .dicom_fast import FastDataset
+from .limits import DEFAULT_LIMITS, ReadLimits, check_content_tree, usable_number
 from .sr_items import (
     clean_text,
     code_of,
@@ -103,6 +104,7 @@ class MeasurementReportReader:
     label: str
     sop_class: str | None
     warnings: list[str] = field(default_factory=list)
+    limits: ReadLimits = DEFAULT_LIMITS
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -111,6 +113,7 @@ class MeasurementReportReader:
     def read(self) -> Report:
         ds = self.ds
         self._check_root()
+        check_content_tree(ds, self.label, self.limits, lambda item: value_of(item, "ContentSequence"))
         library = _ImageLibrary()
         groups: list[tuple[Dataset, str]] = []
         root_tp: dict = {}
@@ -391,9 +394,9 @@ class MeasurementReportReader:
             number = Decimal(raw) if raw is not None else None
         except InvalidOperation:
             number = None
-        if number is None or not number.is_finite():
+        if not usable_number(number):
             self.warn(f"{g.name(path)}: {concept.meaning or concept.value} at item {path} has no finite value "
-                      f"({raw!r}); skipped")
+                      f"of plausible size ({raw!r}); skipped")
             return None
         derivation = method = None
         ref_sop = graphic = None

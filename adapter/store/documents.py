@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..model import Report
 from ..sources import looks_like_fhir, read_fhir, read_sr
+from ..sources.limits import DEFAULT_LIMITS, ReadLimits
 
 DICOM, DICOM_JSON, FHIR = "dicom", "dicom-json", "fhir"
 MEDIA_KINDS = {
@@ -42,16 +43,17 @@ def kind_of(data: bytes, media_type: str | None, label: str) -> str:
     return DICOM_JSON if data.lstrip()[:1] in (b"{", b"[") else DICOM
 
 
-def parse_document(data: bytes, *, label: str, media_type: str | None = None) -> ParsedDocument:
+def parse_document(data: bytes, *, label: str, media_type: str | None = None,
+                   limits: ReadLimits = DEFAULT_LIMITS) -> ParsedDocument:
     """Read one document; InputError (naming `label` and the reason) when it gives no usable report or a
     report without a patient id (it could never be placed on a patient's timeline)."""
     if not data:
         raise InputError(label, "is empty")
     kind = kind_of(data, media_type, label)
     if kind == FHIR:
-        reports = tuple(read_fhir(data, name=label))
+        reports = tuple(read_fhir(data, name=label, limits=limits))
     else:
-        reports = (read_sr(data, name=label),)
+        reports = (read_sr(data, name=label, limits=limits),)
     if not reports:
         raise InputError(label, "holds no lesion measurements")
     unplaced = [r.source_id for r in reports if not (r.patient_id or "").strip()]

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..assess import DEFAULT_PRESET, PatientAssessment, assess_timelines, preset_names
 from ..errors import InputError
 from ..model import Report
+from ..sources.limits import DEFAULT_LIMITS, NO_LIMITS, ReadLimits
 from ..timeline import build_timeline_result
 from .bundle import bundle_of
 from .database import create_store_engine, describe_url, migrate
@@ -61,14 +62,15 @@ class Store:
     database: str
     preset: str = DEFAULT_PRESET
     delivery_target: str | None = None  # the EHR's FHIR base URL; None: nothing goes to the outbox
+    limits: ReadLimits = DEFAULT_LIMITS  # bounds on each received document (depth, items, JSON arrays)
     _sessions: sessionmaker = field(init=False, repr=False)
 
     @classmethod
     def open(cls, database: str | os.PathLike, *, preset: str = DEFAULT_PRESET,
-             delivery_target: str | None = None) -> Store:
+             delivery_target: str | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> Store:
         if preset not in preset_names():
             raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(preset_names())}")
-        store = cls(os.fspath(database), preset, delivery_target)
+        store = cls(os.fspath(database), preset, delivery_target, limits)
         engine = create_store_engine(store.database)
         migrate(engine)
         store._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -95,7 +97,7 @@ class Store:
 
     def ingest(self, data: bytes, *, label: str, media_type: str | None = None) -> IngestResult:
         """Store one document and reassess the patients it changes; InputError leaves the store as it was."""
-        parsed = parse_document(data, label=label, media_type=media_type)
+        parsed = parse_document(data, label=label, media_type=media_type, limits=self.limits)
         with self.session() as session, session.begin():
             self._lock(session, {f"patient:{k[0]}|{k[1]}" for k in map(patient_key, parsed.reports)}
                        | {f"report:{r.source_id}" for r in parsed.reports})
@@ -188,7 +190,8 @@ class Store:
             wanted.setdefault(row.document_id, set()).add(row.source_id)
         reports = []
         for document in session.scalars(select(Document).where(Document.id.in_(wanted)).order_by(Document.id)):
-            parsed = parse_document(document.body, label=document.label, media_type=document.media_type)
+            parsed = parse_document(document.body, label=document.label, media_type=document.media_type,
+                                    limits=NO_LIMITS)
             reports += [r for r in parsed.reports if r.source_id in wanted[document.id]]
         return sorted(reports, key=lambda r: r.source_id)
 
