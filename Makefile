@@ -42,7 +42,7 @@ FUZZ_SCALE ?= 50
 FUZZ_SECONDS ?= 3600
 fuzz: $(STAMP)
 	OLIGO_FUZZ_SCALE=$(FUZZ_SCALE) OLIGO_FUZZ_RANDOM=1 timeout $(FUZZ_SECONDS) \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_sr.py tests/test_fuzz_fhir.py
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_sr.py tests/test_fuzz_fhir.py tests/test_fuzz_http.py
 
 # The loopback load run (not part of make test): LOAD_REQUESTS mixed requests from LOAD_CLIENTS clients
 # against `oligo serve` on 127.0.0.1, LOAD_DATABASE sqlite or postgresql; prints latency percentiles.

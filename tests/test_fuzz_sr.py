@@ -253,3 +253,13 @@ def test_a_value_too_large_to_be_a_size_is_skipped_with_a_warning():
     values = [m.value for f in report.findings for m in f.measurements]
     assert values and all(abs(v) < 10**15 for v in values)
     assert check_reports([report]) == "read"
+
+
+def test_a_file_cut_inside_its_meta_header_is_refused_by_name():
+    """Found by `make fuzz`: a file ending inside a long-VR element header of the file meta group made the
+    fast reader fail with struct.error. Every cut through the meta group is now an InputError."""
+    data = generated()[0]
+    for end in range(132, 400):
+        with pytest.raises(InputError) as caught:
+            adapter.read_sr(data[:end], name="cut.dcm")
+        check_rejection(caught.value, "cut.dcm")

@@ -126,3 +126,18 @@ def test_the_service_log_holds_no_patient_data(database_url, tmp_path):  # noqa:
     assert failed and SECRET_ID in failed[0]["last_error"]  # the EHR's answer is kept for the operator, behind a token
     for secret in (SECRET_ID, "Sentinelname", "Phinea", SECRET_BIRTH, "1923-04-05"):
         assert secret not in log, f"{secret} appears in the service log"
+
+
+def test_logged_failures_keep_the_code_path_and_withhold_the_message():
+    from adapter.logsafe import describe_failure
+
+    def validate_patient(name):
+        raise ValueError(f"input_value={name!r} is not a valid HumanName")
+
+    try:
+        validate_patient(SECRET_NAME)
+    except ValueError as exc:
+        described = describe_failure(exc)
+    assert described.startswith("builtins.ValueError (message withheld")
+    assert "validate_patient" in described and "test_security.py" in described
+    assert "Sentinelname" not in described

@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
+from ..logsafe import describe_failure
 from ..store import Store
 from ..store.schema import Delivery, StoredAssessment
 from ..store.store import utcnow
@@ -160,8 +161,9 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # a database hiccup must not end deliveries for good
-                log.exception("delivery worker: unexpected error; retrying after the poll interval")
+            except Exception as exc:  # a database hiccup must not end deliveries for good
+                log.error("delivery worker: unexpected error, retrying after the poll interval: %s",
+                          describe_failure(exc))
             self._wake.wait(self._next_wait())
             self._wake.clear()
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..logsafe import describe_failure
 from ..assess import assess_timelines, preset_names
 from ..errors import InputError
 from ..store import Store, bundle_of
@@ -232,7 +233,7 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError):
         if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
-            return await unexpected(request, exc)
+            return await unexpected(request, exc)  # a database error that is not about reaching it
         # Only the driver's first line: SQL parameters and PostgreSQL's DETAIL lines may hold patient data.
         log.warning("%s %s: database unavailable (%s: %s)", request.method, request.url.path,
                     exc.orig.__class__.__name__, str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "")
@@ -242,6 +243,6 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
-        log.exception("%s %s failed", request.method, request.url.path)
+        log.error("%s %s failed: %s", request.method, request.url.path, describe_failure(exc))
         return outcome_response(500, f"{request.method} {request.url.path}: internal error "
                                      f"({exc.__class__.__name__}); nothing was changed")

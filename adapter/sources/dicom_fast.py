@@ -97,6 +97,8 @@ def _meta(data: bytes, pos: int) -> tuple[dict[int, bytes], int]:
         if group != 0x0002:
             break
         if vr in LONG_VRS:
+            if pos + 12 > len(data):
+                raise NeedsPydicom("truncated meta")
             length = _u32(data, pos + 8)[0]
             pos += 12
         else:

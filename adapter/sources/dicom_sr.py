@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import struct
 import warnings as pywarnings
 from collections.abc import Iterable
 from dataclasses import replace
@@ -71,6 +72,8 @@ def _fast_parse(data: bytes, label: str) -> dicom_fast.FastDataset:
         return dicom_fast.parse(data)
     except RecursionError:
         raise too_deep_to_parse(label, "a DICOM file with sequences") from None
+    except (struct.error, IndexError, ValueError) as exc:  # framing the fast reader did not expect: pydicom decides
+        raise dicom_fast.NeedsPydicom(str(exc)) from None
 
 
 def _read_bytes(source: str | os.PathLike | bytes, label: str) -> bytes:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..assess import DEFAULT_PRESET, PatientAssessment, assess_timelines, preset_names
 from ..errors import InputError
+from ..logsafe import describe_failure
 from ..model import Report
 from ..sources.limits import DEFAULT_LIMITS, NO_LIMITS, ReadLimits
 from ..timeline import build_timeline_result
@@ -256,8 +257,8 @@ def _bundle_or_none(result: PatientAssessment) -> dict | None:
     assessment kept without one (served as an error, delivered as a failed delivery)."""
     try:
         return bundle_of(result)
-    except Exception:
-        log.exception("the FHIR Bundle of an assessment could not be made")
+    except Exception as exc:
+        log.error("the FHIR Bundle of an assessment could not be made: %s", describe_failure(exc))
         return None
 
 
