@@ -6,9 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from .. import tables
-from ..model import Code, Measurement, MeasurementKind, Provenance
+from ..model import Code, Measurement, Provenance
 from .limits import usable_number
 from .fhir_codes import SystemNote, text
+from .sizes import size_of
 
 UCUM_SYSTEMS = {"http://unitsofmeasure.org", "UCUM"}
 
@@ -49,20 +50,10 @@ def read_quantity(holder: dict, concept: Code, rule: tables.ConceptRule, where: 
 
 def normalise(rule: tables.ConceptRule, number: Decimal, unit_text: str, what: str, where: str,
               warnings: list[str]):
-    """Kind from concept and unit dimension; value converted to mm / mm2 / mm3 when it is a size."""
-    unit_rule = tables.unit_rule(unit_text)
-    if rule.dimension is None:
-        if unit_rule.dimension:
-            return MeasurementKind.OTHER, number * unit_rule.factor, unit_rule.canonical, None
-        return MeasurementKind.OTHER, number, unit_text or None, None
-    if unit_rule.dimension is None:
-        reason = (f"unit {unit_text!r} is not a calibrated {rule.dimension} (UCUM mm, cm, m or um)"
-                  if unit_text else f"no unit given for a {rule.dimension}")
-        warnings.append(f"{where}: {what} {number} quarantined: {reason}")
-        return rule.kind, None, unit_text or None, reason
-    kind = rule.kind
-    if unit_rule.dimension != rule.dimension:
-        kind = MeasurementKind(unit_rule.dimension)
-        warnings.append(f"{where}: {what} is coded as a {rule.dimension} but its unit {unit_text!r} "
-                             f"measures {unit_rule.dimension}; read as {kind.value}")
-    return kind, number * unit_rule.factor, unit_rule.canonical, None
+    """Kind, value in mm / mm2 / mm3, unit and quarantine reason (sources/sizes.py), warnings added."""
+    sized = size_of(rule, number, unit_text)
+    if sized.quarantined:
+        warnings.append(f"{where}: {what} {number} quarantined: {sized.quarantined} (UCUM mm, cm, m or um)")
+    if sized.dimension_conflict:
+        warnings.append(f"{where}: {what} {sized.dimension_conflict}; read as {sized.kind.value}")
+    return sized.kind, sized.value, sized.unit, sized.quarantined

@@ -22,7 +22,6 @@ from ..model import (
     Code,
     Finding,
     Measurement,
-    MeasurementKind,
     Provenance,
     Qualitative,
     Report,
@@ -32,6 +31,7 @@ from ..model import (
 )
 from .dicom_fast import FastDataset
 from .limits import DEFAULT_LIMITS, ReadLimits, check_content_tree, usable_number
+from .sizes import size_of
 from .sr_items import (
     clean_text,
     code_of,
@@ -442,23 +442,12 @@ class MeasurementReportReader:
         if unit is not None and unit_rule.dimension and unit.scheme != "UCUM":
             self.warn(f"{name}: unit {unit_value!r} of {what} at item {path} is coded in {unit.scheme}, "
                       "not UCUM; read as the UCUM unit of that name")
-        if rule.dimension is None:
-            if unit_rule.dimension:  # an unknown concept in a size unit: convert, but never a diameter
-                return (MeasurementKind.OTHER, number * unit_rule.factor, unit_rule.canonical, None)
-            return MeasurementKind.OTHER, number, unit_value or None, None
-        if unit_rule.dimension is None and rule.kind is MeasurementKind.OTHER:
-            return MeasurementKind.OTHER, number, unit_value or None, None  # e.g. a radiomics length in "1"
-        if unit_rule.dimension is None:
-            reason = (f"unit {unit_value!r} ({unit.meaning if unit else 'none'}) is not a calibrated "
-                      f"{rule.dimension}" if unit_value else f"no unit given for a {rule.dimension}")
-            self.warn(f"{name}: {what} {number} at item {path} quarantined: {reason}")
-            return rule.kind, None, unit_value or None, reason
-        kind = rule.kind
-        if unit_rule.dimension != rule.dimension:
-            kind = MeasurementKind(unit_rule.dimension)
-            self.warn(f"{name}: {what} at item {path} is coded as a {rule.dimension} but its unit "
-                      f"{unit_value!r} measures {unit_rule.dimension}; read as {kind.value}")
-        return kind, number * unit_rule.factor, unit_rule.canonical, None
+        sized = size_of(rule, number, unit_value, unit.meaning if unit else "")
+        if sized.quarantined:
+            self.warn(f"{name}: {what} {number} at item {path} quarantined: {sized.quarantined}")
+        if sized.dimension_conflict:
+            self.warn(f"{name}: {what} at item {path} {sized.dimension_conflict}; read as {sized.kind.value}")
+        return sized.kind, sized.value, sized.unit, sized.quarantined
 
 
 _TIME_POINT_KEYS = {TIME_POINT, SUBJECT_TIME_POINT_ID, PROTOCOL_TIME_POINT_ID, TIME_POINT_TYPE, TIME_POINT_ORDER}
