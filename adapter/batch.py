@@ -1,10 +1,14 @@
 """Archive runs on dask.distributed: a folder of SRs and FHIR files -> Bundles (NDJSON) + a summary table.
 
 Two passes keep memory bounded by one chunk, never the archive:
-1. index: workers read chunks of files and return only (path, patient) pairs and rejections;
-2. assess: workers take chunks of patients, read just their files again, assess and emit.
-Every chunk's output is written to its own part file by rename, so a run that is interrupted resumes
-where it stopped: indexed files are not read again and finished patient chunks are not redone.
+1. index: workers read chunks of files, write the normalised Reports to a spill file per chunk
+   (pickled, one after the other) and return only (path, patient, place in the spill) rows and rejections;
+2. assess: workers take chunks of patients, load just their Reports from the spills, assess and emit.
+Each file is read once: unpickling a Report costs a fraction of reading the SR again. Every chunk's
+output is written to its own part file by rename, so a run that is interrupted resumes where it
+stopped: indexed files are not read again and finished patient chunks are not redone. Input and
+output folders must be visible to every worker at the same path (a shared file system for a cluster).
+The spills are this run's own intermediate files and are loaded only from the output folder.
 The output follows FHIR Bulk Data: NDJSON parts and a manifest.json naming them.
 """
 
@@ -15,18 +19,20 @@ import datetime as dt
 import io
 import json
 import os
+import pickle
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .inputs import expand, read_one
+from .model import Report
 
 SUMMARY_COLUMNS = ("patient_id", "patient_issuer", "time_points", "first_date", "latest_date", "state",
                    "recist_overall", "progressing_count", "organ_count", "best_overall_response", "preset",
                    "reports", "bundle_entries")
-FILES_PER_CHUNK = 64
-PATIENTS_PER_CHUNK = 16
+FILES_PER_CHUNK = 128
+PATIENTS_PER_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -55,38 +61,62 @@ class BatchResult:
 # --- work done on the workers (pure functions of their arguments, importable by name) ----------------
 
 
-def index_chunk(paths: list[str]) -> list[tuple[str, str, str, str]]:
-    """(path, patient id, issuer, reason) for each report in each file; reason is "" for a usable
-    report and the rejection reason (with empty patient) otherwise."""
+def index_chunk(paths: list[str], spill: str) -> list[tuple[str, str, str, str, int, int]]:
+    """(path, patient id, issuer, reason, offset, length) for each report in each file; reason is ""
+    for a usable report, whose pickled Report is at offset/length in `spill`, and the rejection reason
+    (with empty patient and no place) otherwise. The spill is complete on disk before this returns."""
     rows = []
-    for path in paths:
-        outcome = read_one(path)
-        if not outcome.ok:
-            rows.append((path, "", "", outcome.reason or "rejected"))
-            continue
-        for report in outcome.reports:
-            if report.patient_id:
-                rows.append((path, report.patient_id, report.patient_issuer or "", ""))
-            else:
-                rows.append((path, "", "", "no patient id: cannot be placed on a patient's timeline"))
+    tmp = spill + ".tmp"
+    with open(tmp, "wb") as fh:
+        for path in paths:
+            outcome = read_one(path)
+            if not outcome.ok:
+                rows.append((path, "", "", outcome.reason or "rejected", 0, 0))
+                continue
+            for report in outcome.reports:
+                if not report.patient_id:
+                    rows.append((path, "", "", "no patient id: cannot be placed on a patient's timeline", 0, 0))
+                    continue
+                blob = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+                rows.append((path, report.patient_id, report.patient_issuer or "", "", fh.tell(), len(blob)))
+                fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, spill)
     return rows
 
 
-def assess_chunk(patients: list[tuple[str, str, list[str]]], options: BatchOptions) -> tuple[list[str], list[dict]]:
-    """Bundles (one JSON line each) and summary rows for a chunk of (patient id, issuer, paths)."""
+Place = tuple[str, int, int]  # spill file, offset, length
+
+
+def load_reports(places: list[Place]) -> list[Report]:
+    """The Reports at these places, each spill opened once."""
+    by_spill: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for spill, offset, length in places:
+        by_spill[spill].append((offset, length))
+    reports = []
+    for spill, spans in sorted(by_spill.items()):
+        with open(spill, "rb") as fh:
+            for offset, length in sorted(spans):
+                fh.seek(offset)
+                reports.append(pickle.loads(fh.read(length)))
+    return reports
+
+
+def assess_chunk(patients: list[tuple[str, str, list[Place]]], options: BatchOptions) -> tuple[list[str], list[dict]]:
+    """Bundles (one JSON line each) and summary rows for a chunk of (patient id, issuer, report places)."""
     from .assess import assess_timelines
     from .emit import bundle_json, to_fhir
     from .timeline import build_timeline_result
 
     lines: list[str] = []
     rows: list[dict] = []
-    for patient_id, issuer, paths in patients:
-        reports = [r for path in paths for r in read_one(path).reports
-                   if r.patient_id == patient_id and (r.patient_issuer or "") == issuer]
+    for _patient_id, _issuer, places in patients:
+        reports = load_reports(places)
         placed = build_timeline_result(reports)
         for assessment in assess_timelines(placed.timelines, options.preset):
             bundle = to_fhir(assessment, options.fhir_version, include_plot=options.plot, validate=options.validate)
-            lines.append(bundle_json(bundle).replace("\n", ""))
+            lines.append(bundle_json(bundle, indent=None))
             rows.append(_summary_row(assessment, len(reports), len(bundle["entry"])))
     return lines, rows
 
@@ -149,37 +179,47 @@ def _index(client, input_dir: Path, out: Path, options: BatchOptions, result: Ba
     for part in parts:
         done_paths.update(row[0] for row in _read_tsv(part))
     result.index_chunks_skipped = len(parts)
+    for spill in (out / "index").glob("part-*.reports"):
+        if not spill.with_suffix(".tsv").exists():  # written by a run killed before its index part
+            spill.unlink()
+    first = 1 + max((int(p.stem.split("-")[1]) for p in parts), default=-1)
     todo = (p for p in expand([input_dir]) if p not in done_paths)
-    chunks = ((None, chunk) for chunk in _chunks(todo, options.files_per_chunk))
+    chunks = ((number, chunk) for number, chunk in enumerate(_chunks(todo, options.files_per_chunk), start=first))
 
-    def submit(chunk):
-        return client.submit(index_chunk, chunk, pure=False)
+    def submit(number, chunk):
+        return client.submit(index_chunk, chunk, str(_spill(out, number)), pure=False)
 
-    next_part = len(parts)
-    for _, rows in _bounded(client, chunks, submit, limit=2 * _worker_count(client)):
-        _write_atomic(out / "index" / f"part-{next_part:06d}.tsv", _tsv(rows))
-        next_part += 1
+    done = len(parts)
+    for number, rows in _bounded(client, chunks, submit, limit=2 * _worker_count(client)):
+        # the spill is on disk; the index part that marks the chunk as done comes last
+        _write_atomic(out / "index" / f"part-{number:06d}.tsv", _tsv(rows))
         result.index_chunks_done += 1
+        done += 1
         if progress:
-            progress("index", next_part, None)
+            progress("index", done, None)
+
+
+def _spill(out: Path, number: int) -> Path:
+    return out / "index" / f"part-{number:06d}.reports"
 
 
 def _assess(client, out: Path, options: BatchOptions, result: BatchResult, progress) -> None:
-    by_patient: dict[tuple[str, str], set[str]] = defaultdict(set)
+    by_patient: dict[tuple[str, str], list[Place]] = defaultdict(list)
     rejected: list[tuple[str, str]] = []
     files: set[str] = set()
     for part in sorted((out / "index").glob("part-*.tsv")):
-        for path, patient_id, issuer, reason in _read_tsv(part):
+        spill = str(_spill(out, int(part.stem.split("-")[1])))
+        for path, patient_id, issuer, reason, offset, length in _read_tsv(part):
             files.add(path)
             if reason:
                 rejected.append((path, reason))
             else:
-                by_patient[(patient_id, issuer)].add(path)
+                by_patient[(patient_id, issuer)].append((spill, int(offset), int(length)))
     result.files = len(files)
     result.rejected = len({p for p, _ in rejected})
     result.unplaced = sum(1 for _, reason in rejected if reason.startswith("no patient id"))
     _write_atomic(out / "rejected.tsv", _tsv(sorted(set(rejected))))
-    patients = [(pid, issuer, sorted(paths)) for (pid, issuer), paths in sorted(by_patient.items())]
+    patients = [(pid, issuer, places) for (pid, issuer), places in sorted(by_patient.items())]
     result.patients = len(patients)
     chunks = [patients[i:i + options.patients_per_chunk] for i in range(0, len(patients), options.patients_per_chunk)]
     pending = []
@@ -189,7 +229,7 @@ def _assess(client, out: Path, options: BatchOptions, result: BatchResult, progr
         else:
             pending.append((number, chunk))
 
-    def submit(chunk):
+    def submit(_number, chunk):
         return client.submit(assess_chunk, chunk, options, pure=False)
 
     done = result.patient_chunks_skipped
@@ -254,7 +294,7 @@ def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:
 
 def _bounded(client, items: Iterator[tuple], submit, *, limit: int) -> Iterator[tuple]:
     """Submit at most `limit` tasks at a time; yield (tag, result) as each completes.
-    `items` yields (tag, payload); `submit(payload)` returns a future."""
+    `items` yields (tag, payload); `submit(tag, payload)` returns a future."""
     from dask.distributed import as_completed
 
     tags = {}
@@ -263,7 +303,7 @@ def _bounded(client, items: Iterator[tuple], submit, *, limit: int) -> Iterator[
     def add() -> None:
         item = next(items, None)
         if item is not None:
-            future = submit(item[1])
+            future = submit(*item)
             tags[future.key] = item[0]
             running.add(future)
 

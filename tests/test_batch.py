@@ -107,6 +107,29 @@ def test_resumes_without_redoing_finished_work(archive, cluster, tmp_path):
     assert (again.index_chunks_done, again.patient_chunks_done, again.patient_chunks_skipped) == (0, 0, 6)
 
 
+def test_resumes_an_interrupted_index_without_reading_indexed_files_again(archive, cluster, tmp_path):
+    out = tmp_path / "out"
+    calls = []
+
+    def stop_after_two_index_chunks(phase, done, total):
+        calls.append(phase)
+        if phase == "index" and len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(archive, out, options=FAST, scheduler=cluster, progress=stop_after_two_index_chunks)
+    indexed = sorted((out / "index").glob("part-*.tsv"))
+    assert len(indexed) == 2
+    # a spill written by a run killed before the index part that names it: never read, removed
+    (out / "index" / "part-000099.reports").write_bytes(b"left over by a killed run")
+    resumed = run_batch(archive, out, options=FAST, scheduler=cluster)
+    assert resumed.index_chunks_skipped == 2 and resumed.index_chunks_done == 3  # 20 files, 4 per chunk
+    assert (resumed.files, resumed.rejected, resumed.patients) == (20, 2, 6)
+    assert not (out / "index" / "part-000099.reports").exists()
+    fresh = run_batch(archive, tmp_path / "fresh", options=FAST, scheduler=cluster)
+    assert rows(out) == rows(tmp_path / "fresh") and fresh.states == resumed.states
+
+
 def test_cli(archive, tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run([sys.executable, "-m", "adapter", "batch", str(archive), "-o", str(out), "--workers", "1",

@@ -467,8 +467,11 @@ def _unique(values) -> list:
     return seen
 
 
-def bundle_json(bundle: dict[str, Any]) -> str:
-    """The canonical text of a Bundle: the same Bundle always gives the same bytes."""
+def bundle_json(bundle: dict[str, Any], *, indent: int | None = 2) -> str:
+    """The canonical text of a Bundle: the same Bundle always gives the same bytes. `indent=None`
+    gives one line without a newline (an NDJSON line), written by the C encoder: several times faster."""
     import json
 
-    return json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+    if indent is None:
+        return json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(bundle, indent=indent, ensure_ascii=False) + "\n"
