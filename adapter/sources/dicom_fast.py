@@ -141,26 +141,34 @@ def _character_set(data: bytes, pos: int, explicit: bool) -> tuple[bytes | None,
     return None, ENCODINGS[""]
 
 
-# Parsed sequences keyed by their bytes, per transfer syntax and encoding: code sequences repeat
-# hundreds of times in one SR and across SRs, and a parse depends on nothing but the bytes, the VR
-# encoding and the character set.
-_SEQUENCES: dict[tuple[bool, str], dict[bytes, list[FastDataset]]] = {}
-_CACHED_SEQUENCE_BYTES = 512
+# Parsed sequences, and parsed items of a defined length, keyed by their bytes, per transfer syntax and
+# encoding: code sequences repeat hundreds of times in one SR, and most content items repeat verbatim
+# across the SRs of one writer; a parse depends on nothing but the bytes, the VR encoding and the
+# character set. (An item of undefined length is not looked up: its end is known only once parsed.)
+_CACHES: dict[tuple[bool, str, str], dict] = {}  # (explicit VR, encoding, "sequences" | "items") -> bytes -> parse
+_CACHED_BYTES = 512
 _CACHE_ENTRIES = 50_000
 _SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
 def clear_caches() -> None:
-    """Forget every parsed sequence and decoded value (benchmarks measure a cold start with it)."""
-    _SEQUENCES.clear()
+    """Forget every parsed sequence and item and every decoded value (benchmarks measure a cold start)."""
+    _CACHES.clear()
     decode.cache_clear()
+
+
+def _remember(cache: dict, key: bytes, parsed) -> None:
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = parsed
 
 
 class _Parser:
     def __init__(self, data: bytes, explicit: bool, encoding: str) -> None:
         self.data = data
         self.encoding = encoding
-        self.cache = _SEQUENCES.setdefault((explicit, encoding), {})
+        self.sequences = _CACHES.setdefault((explicit, encoding, "sequences"), {})
+        self.items_cache = _CACHES.setdefault((explicit, encoding, "items"), {})
         self.dataset = self.explicit_dataset if explicit else self.implicit_dataset
 
     def explicit_dataset(self, pos: int, end: int) -> tuple[FastDataset, int]:
@@ -209,41 +217,36 @@ class _Parser:
         return ds, pos
 
     def sequence(self, pos: int, length: int, end: int) -> tuple[list[FastDataset], int]:
-        """A sequence, from the cache when the same bytes were parsed before (see _SEQUENCES)."""
+        """A sequence, from the cache when the same bytes were parsed before (see _CACHES)."""
         data = self.data
         if length == UNDEFINED:
-            limit = pos + _CACHED_SEQUENCE_BYTES + 8
+            limit = pos + _CACHED_BYTES + 8
             stop = data.find(_SEQUENCE_END_BYTES, pos, limit if limit < end else end)
             if stop < 0:
                 return self.items(pos, end, True)
             key = data[pos:stop]
-            items = self.cache.get(key)
+            items = self.sequences.get(key)
             if items is not None:
                 return items, stop + 8
             items, after = self.items(pos, end, True)
             if after == stop + 8:  # else the delimiter found was a nested one: the bytes are not this sequence
-                self.remember(key, items)
+                _remember(self.sequences, key, items)
             return items, after
         stop = pos + length
         if stop > end:
             raise NeedsPydicom("truncated sequence")
-        if length > _CACHED_SEQUENCE_BYTES:
+        if length > _CACHED_BYTES:
             return self.items(pos, stop, False)
         key = data[pos:stop]
-        items = self.cache.get(key)
+        items = self.sequences.get(key)
         if items is None:
             items = self.items(pos, stop, False)[0]
-            self.remember(key, items)
+            _remember(self.sequences, key, items)
         return items, stop
-
-    def remember(self, key: bytes, items: list[FastDataset]) -> None:
-        if len(self.cache) >= _CACHE_ENTRIES:
-            self.cache.clear()
-        self.cache[key] = items
 
     def items(self, pos: int, stop: int, undefined: bool) -> tuple[list[FastDataset], int]:
         """The items of a sequence ending at stop (defined length) or at its delimiter (undefined)."""
-        data, dataset = self.data, self.dataset
+        data, dataset, cache = self.data, self.dataset, self.items_cache
         items: list[FastDataset] = []
         while pos < stop:
             tag, length = _item_header(data, pos)
@@ -251,13 +254,19 @@ class _Parser:
             if tag == ITEM_LE:
                 if length == UNDEFINED:
                     item, pos = dataset(pos, stop)
-                else:
+                elif length <= _CACHED_BYTES:
                     item_end = pos + length
                     if item_end > stop:
                         raise NeedsPydicom("truncated item")
-                    item, pos = dataset(pos, item_end)
-                    if pos != item_end:
-                        raise NeedsPydicom("item delimiter in a defined-length item")
+                    key = data[pos:item_end]
+                    item = cache.get(key)
+                    if item is None:
+                        item = self.defined_item(pos, item_end, stop)
+                        _remember(cache, key, item)
+                    pos = item_end
+                else:
+                    item = self.defined_item(pos, pos + length, stop)
+                    pos += length
                 items.append(item)
             elif tag == SEQUENCE_END_LE and undefined:
                 return items, pos
@@ -266,6 +275,14 @@ class _Parser:
         if undefined or pos != stop:
             raise NeedsPydicom("sequence without its end")
         return items, pos
+
+    def defined_item(self, pos: int, item_end: int, stop: int) -> FastDataset:
+        if item_end > stop:
+            raise NeedsPydicom("truncated item")
+        item, after = self.dataset(pos, item_end)
+        if after != item_end:
+            raise NeedsPydicom("item delimiter in a defined-length item")
+        return item
 
 
 @lru_cache(maxsize=8192)

@@ -122,6 +122,8 @@ def numeric_string(mv: Dataset | FastDataset) -> str | None:
     if element is None:
         floating = value_of(mv, tag.FLOATING_POINT_VALUE)
         return repr(float(floating)) if floating is not None else None
+    if type(element) is str:  # the fast path's text (pydicom gives a DSfloat or DSdecimal)
+        return clean_text(element)
     original = getattr(element, "original_string", None)
     if original is not None:
         return str(original).strip()
