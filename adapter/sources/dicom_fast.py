@@ -10,6 +10,7 @@ give up (`NeedsPydicom`) so that the pydicom path reads the file and the Report 
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from functools import cache, lru_cache
@@ -33,6 +34,14 @@ STRING_VRS = {v.encode(): v for v in "AE AS CS DA DS DT IS LO LT PN SH ST TM UC 
 TEXT_VRS = frozenset({b"SH", b"LO", b"ST", b"LT", b"UC", b"UT", b"PN"})
 UNPADDED_VRS = frozenset({b"UI", b"LT", b"ST", b"UT", b"UR"})  # trailing padding only; leading spaces count
 SINGLE_VALUED_VRS = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text, not a separator
+# Values pydicom accepts without a warning, checked without calling its validator (which costs more than
+# the rest of a decode): plain decimal numbers and UIDs within their length limits. Sizes and UIDs are
+# the values that differ from file to file, so the decode cache does not spare the check. Anything
+# else goes through pydicom's validator.
+_SURELY_VALID = {
+    b"DS": (re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?").fullmatch, 16),
+    b"UI": (re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*").fullmatch, 64),
+}
 ENCODINGS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
 SPECIFIC_CHARACTER_SET = 0x00080005
 
@@ -141,11 +150,16 @@ def _character_set(data: bytes, pos: int, explicit: bool) -> tuple[bytes | None,
     return None, ENCODINGS[""]
 
 
-# Parsed sequences, and parsed items of a defined length, keyed by their bytes, per transfer syntax and
-# encoding: code sequences repeat hundreds of times in one SR, and most content items repeat verbatim
-# across the SRs of one writer; a parse depends on nothing but the bytes, the VR encoding and the
-# character set. (An item of undefined length is not looked up: its end is known only once parsed.)
-_CACHES: dict[tuple[bool, str, str], dict] = {}  # (explicit VR, encoding, "sequences" | "items") -> bytes -> parse
+# Parsed sequences and items keyed by their bytes, per transfer syntax and encoding: code sequences
+# repeat hundreds of times in one SR, modifier sequences under each NUM of a radiomics SR repeat, and
+# most content items repeat verbatim across the SRs of one writer; a parse depends on nothing but the
+# bytes, the VR encoding and the character set.
+#   "sequences": a sequence of defined length, by its bytes.
+#   "open sequences": a sequence of undefined length, by its bytes up to the first sequence delimiter
+#     (its own, or that of a nested sequence), holding its whole bytes to compare: its end is known
+#     only once parsed.
+#   "items": an item of defined length, by its bytes. (An item of undefined length is not looked up.)
+_CACHES: dict[tuple[bool, str, str], dict] = {}  # (explicit VR, encoding, kind above) -> bytes -> parse
 _CACHED_BYTES = 512
 _CACHE_ENTRIES = 50_000
 _SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -168,6 +182,7 @@ class _Parser:
         self.data = data
         self.encoding = encoding
         self.sequences = _CACHES.setdefault((explicit, encoding, "sequences"), {})
+        self.open_sequences = _CACHES.setdefault((explicit, encoding, "open sequences"), {})
         self.items_cache = _CACHES.setdefault((explicit, encoding, "items"), {})
         self.dataset = self.explicit_dataset if explicit else self.implicit_dataset
 
@@ -221,16 +236,19 @@ class _Parser:
         data = self.data
         if length == UNDEFINED:
             limit = pos + _CACHED_BYTES + 8
-            stop = data.find(_SEQUENCE_END_BYTES, pos, limit if limit < end else end)
-            if stop < 0:
+            first = data.find(_SEQUENCE_END_BYTES, pos, limit if limit < end else end)
+            if first < 0:
                 return self.items(pos, end, True)
-            key = data[pos:stop]
-            items = self.sequences.get(key)
-            if items is not None:
-                return items, stop + 8
+            prefix = data[pos:first]
+            known = self.open_sequences.get(prefix)
+            if known is not None:
+                whole, items = known
+                after = pos + len(whole) + 8
+                if after <= end and data.startswith(whole, pos) and data.startswith(_SEQUENCE_END_BYTES, after - 8):
+                    return items, after
             items, after = self.items(pos, end, True)
-            if after == stop + 8:  # else the delimiter found was a nested one: the bytes are not this sequence
-                _remember(self.sequences, key, items)
+            if after - pos - 8 <= _CACHED_BYTES:
+                _remember(self.open_sequences, prefix, (data[pos:after - 8], items))
             return items, after
         stop = pos + length
         if stop > end:
@@ -306,6 +324,9 @@ def decode(vr: bytes, raw: bytes, encoding: str):
     text = text.rstrip("\x00 ") if vr in UNPADDED_VRS else text.strip("\x00 ")
     if vr not in SINGLE_VALUED_VRS and "\\" in text:
         raise NeedsPydicom("several values (pydicom gives a list)")
+    surely_valid = _SURELY_VALID.get(vr)
+    if surely_valid is not None and len(text) <= surely_valid[1] and surely_valid[0](text):
+        return text
     validator = VALIDATORS.get(name)
     if validator is not None and not validator(name, text)[0]:
         raise NeedsPydicom(f"{name} value pydicom would warn about")

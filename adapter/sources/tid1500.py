@@ -420,7 +420,7 @@ class MeasurementReportReader:
                 ref_sop = ref_sop or selected_from(child)
             elif child_vt == "IMAGE":
                 ref_sop = ref_sop or referenced_sop(child)
-        kind, value, unit_code, quarantined = self._normalise(concept, number, unit, g.name(path), path)
+        kind, value, unit_code, quarantined = self._normalise(concept, number, unit, g, path)
         return Measurement(
             kind=kind,
             concept=concept,
@@ -435,20 +435,20 @@ class MeasurementReportReader:
                                   referenced_sop_instance_uid=ref_sop, graphic_type=graphic),
         )
 
-    def _normalise(self, concept: Code, number: Decimal, unit: Code | None, name: str, path: str):
+    def _normalise(self, concept: Code, number: Decimal, unit: Code | None, g: "_GroupState", path: str):
         """Kind from concept and unit dimension; value converted to mm / mm2 / mm3 when it is a size."""
         rule = tables.concept_rule(concept)
         unit_value = unit.value if unit else ""
         unit_rule = tables.unit_rule(unit_value)
         what = concept.meaning or concept.value
         if unit is not None and unit_rule.dimension and unit.scheme != "UCUM":
-            self.warn(f"{name}: unit {unit_value!r} of {what} at item {path} is coded in {unit.scheme}, "
+            self.warn(f"{g.name(path)}: unit {unit_value!r} of {what} at item {path} is coded in {unit.scheme}, "
                       "not UCUM; read as the UCUM unit of that name")
         sized = size_of(rule, number, unit_value, unit.meaning if unit else "")
         if sized.quarantined:
-            self.warn(f"{name}: {what} {number} at item {path} quarantined: {sized.quarantined}")
+            self.warn(f"{g.name(path)}: {what} {number} at item {path} quarantined: {sized.quarantined}")
         if sized.dimension_conflict:
-            self.warn(f"{name}: {what} at item {path} {sized.dimension_conflict}; read as {sized.kind.value}")
+            self.warn(f"{g.name(path)}: {what} at item {path} {sized.dimension_conflict}; read as {sized.kind.value}")
         return sized.kind, sized.value, sized.unit, sized.quarantined
 
 
