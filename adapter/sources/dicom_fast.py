@@ -62,10 +62,10 @@ class FastDataset(dict):
     """tag -> (VR as bytes, value bytes) for plain elements, tag -> list[FastDataset] for sequences.
 
     `encoding` is the file's text encoding. `code` memoises the Code this item encodes
-    (sr_items.code_of): items of cached sequences are shared between content items and files, so each
-    distinct code is built once."""
+    (sr_items.code_of), `head` the value type and concept of this content item (sr_items.head_of):
+    cached items are shared between content items and files, so each is worked out once."""
 
-    __slots__ = ("encoding", "code")
+    __slots__ = ("encoding", "code", "head")
 
 
 @cache
@@ -156,8 +156,8 @@ def _character_set(data: bytes, pos: int, explicit: bool) -> tuple[bytes | None,
 # bytes, the VR encoding and the character set.
 #   "sequences": a sequence of defined length, by its bytes.
 #   "open sequences": a sequence of undefined length, by its bytes up to the first sequence delimiter
-#     (its own, or that of a nested sequence), holding its whole bytes to compare: its end is known
-#     only once parsed.
+#     (its own, or that of a nested sequence), holding its whole bytes and delimiter to compare: its
+#     end is known only once parsed.
 #   "items": an item of defined length, by its bytes. (An item of undefined length is not looked up.)
 _CACHES: dict[tuple[bool, str, str], dict] = {}  # (explicit VR, encoding, kind above) -> bytes -> parse
 _CACHED_BYTES = 512
@@ -190,7 +190,7 @@ class _Parser:
         """Elements from pos up to end or up to an item delimiter; returns the position after it."""
         data = self.data
         ds = FastDataset()
-        ds.encoding = self.encoding
+        ds.encoding, ds.head = self.encoding, None
         while pos < end:
             group, element, vr, length, long_length = _explicit_long_header(data, pos)
             if vr in SHORT_VRS:
@@ -214,7 +214,7 @@ class _Parser:
     def implicit_dataset(self, pos: int, end: int) -> tuple[FastDataset, int]:
         data = self.data
         ds = FastDataset()
-        ds.encoding = self.encoding
+        ds.encoding, ds.head = self.encoding, None
         while pos < end:
             group, element, length = _implicit_header(data, pos)
             tag = (group << 16) | element
@@ -242,13 +242,13 @@ class _Parser:
             prefix = data[pos:first]
             known = self.open_sequences.get(prefix)
             if known is not None:
-                whole, items = known
-                after = pos + len(whole) + 8
-                if after <= end and data.startswith(whole, pos) and data.startswith(_SEQUENCE_END_BYTES, after - 8):
+                whole, items = known  # its bytes with its delimiter, which begin with the prefix
+                after = pos + len(whole)
+                if after == first + 8 or after <= end and data.startswith(whole, pos):  # no nested sequence, or the same
                     return items, after
             items, after = self.items(pos, end, True)
-            if after - pos - 8 <= _CACHED_BYTES:
-                _remember(self.open_sequences, prefix, (data[pos:after - 8], items))
+            if after - pos <= _CACHED_BYTES:
+                _remember(self.open_sequences, prefix, (data[pos:after], items))
             return items, after
         stop = pos + length
         if stop > end:

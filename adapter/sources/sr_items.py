@@ -98,6 +98,18 @@ def concept_of(item: Dataset | FastDataset) -> Code | None:
     return code_of(value_of(item, tag.CONCEPT_NAME_CODE_SEQUENCE))
 
 
+def head_of(item: Dataset | FastDataset) -> tuple[str | None, Code | None, tuple[str, str] | None]:
+    """A content item's value type, concept name and the concept's (scheme, value)."""
+    if type(item) is FastDataset:
+        head = item.head
+        if head is None:
+            vt, concept = value_of(item, tag.VALUE_TYPE), concept_of(item)
+            head = item.head = (vt, concept, (concept.scheme, concept.value) if concept else None)
+        return head
+    vt, concept = value_of(item, tag.VALUE_TYPE), concept_of(item)
+    return vt, concept, (concept.scheme, concept.value) if concept else None
+
+
 def concept_key(item: Dataset | FastDataset) -> tuple[str, str] | None:
     concept = concept_of(item)
     return (concept.scheme, concept.value) if concept else None

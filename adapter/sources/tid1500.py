@@ -40,6 +40,7 @@ from .sr_items import (
     concept_key,
     concept_of,
     evidence_studies,
+    head_of,
     numeric_string,
     parse_date,
     parse_time,
@@ -301,9 +302,7 @@ class MeasurementReportReader:
         )
 
     def _group_item(self, g: "_GroupState", item: Dataset, path: str) -> None:
-        vt = value_of(item, tag.VALUE_TYPE)
-        concept = concept_of(item)
-        key = (concept.scheme, concept.value) if concept else None
+        vt, concept, key = head_of(item)
         if vt == "NUM":
             if key in _TIME_POINT_KEYS:
                 _time_point_item(item, key, g.time_point)
