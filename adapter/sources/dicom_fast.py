@@ -161,7 +161,7 @@ def _character_set(data: bytes, pos: int, explicit: bool) -> tuple[bytes | None,
 #   "items": an item of defined length, by its bytes. (An item of undefined length is not looked up.)
 _CACHES: dict[tuple[bool, str, str], dict] = {}  # (explicit VR, encoding, kind above) -> bytes -> parse
 _CACHED_BYTES = 512
-_CACHE_ENTRIES = 50_000
+_CACHE_ENTRIES = 10_000  # per kind (about 3 kB each, parse included); a full cache is emptied, then relearnt
 _SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
@@ -242,9 +242,9 @@ class _Parser:
             prefix = data[pos:first]
             known = self.open_sequences.get(prefix)
             if known is not None:
-                whole, items = known  # its bytes with its delimiter, which begin with the prefix
+                whole, items = known  # its bytes and delimiter, which begin with the prefix
                 after = pos + len(whole)
-                if after == first + 8 or after <= end and data.startswith(whole, pos):  # no nested sequence, or the same
+                if after == first + 8 or after <= end and data.startswith(whole, pos):  # no nested sequence, or same
                     return items, after
             items, after = self.items(pos, end, True)
             if after - pos <= _CACHED_BYTES:
@@ -310,10 +310,9 @@ def decode(vr: bytes, raw: bytes, encoding: str):
     Cached: an SR repeats the same few hundred codes, meanings and relationship types many times.
     """
     if vr == b"FD":
-        if len(raw) % 8:
-            raise NeedsPydicom("bad FD length")
-        values = struct.unpack(f"<{len(raw) // 8}d", raw)
-        return values[0] if len(values) == 1 else list(values)
+        if len(raw) != 8:
+            raise NeedsPydicom("FD value empty or with several values (pydicom gives None or a list)")
+        return struct.unpack("<d", raw)[0]
     name = STRING_VRS.get(vr)
     if name is None:
         raise NeedsPydicom(f"value of VR {vr!r} requested")

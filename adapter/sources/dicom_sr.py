@@ -24,8 +24,8 @@ from pydicom.uid import UID
 from ..errors import InputError
 from ..model import Report
 from . import dicom_fast
-from .dicom_json import dataset_from_dicom_json, looks_like_dicom_json
 from . import dicom_tags as tag
+from .dicom_json import dataset_from_dicom_json, looks_like_dicom_json
 from .limits import DEFAULT_LIMITS, ReadLimits, too_deep_to_parse
 from .sr_items import clean_text, value_of
 from .tid1500 import MeasurementReportReader

@@ -16,18 +16,20 @@ from pydicom import Dataset
 
 from .. import tables
 from ..model import Code
-from .dicom_fast import FastDataset, NeedsPydicom, decode
 from . import dicom_tags as tag
+from .dicom_fast import FastDataset, NeedsPydicom, decode
 
-def value_of(ds: Dataset | FastDataset, tag: int):
-    """`ds[tag].value`, or None when absent (a FastDataset value decoded on first use)."""
+
+def value_of(ds: Dataset | FastDataset, key: int):
+    """`ds[key].value` (key: a tag from dicom_tags), or None when absent; a FastDataset value is decoded
+    on first use."""
     if type(ds) is FastDataset:
-        entry = ds.get(tag)
+        entry = ds.get(key)
         if entry is None or type(entry) is list:
             return entry
         return decode(entry[0], entry[1], ds.encoding)
     try:
-        return ds[tag].value
+        return ds[key].value
     except KeyError:
         return None
 
@@ -58,8 +60,9 @@ def code_of(sequence) -> Code | None:
             return item.code
         except AttributeError:
             try:
-                item.code = _fast_code(item.get(tag.CODE_VALUE), item.get(tag.LONG_CODE_VALUE), item.get(tag.URN_CODE_VALUE),
-                                       item.get(tag.CODING_SCHEME_DESIGNATOR), item.get(tag.CODE_MEANING), item.encoding)
+                item.code = _fast_code(item.get(tag.CODE_VALUE), item.get(tag.LONG_CODE_VALUE),
+                                       item.get(tag.URN_CODE_VALUE), item.get(tag.CODING_SCHEME_DESIGNATOR),
+                                       item.get(tag.CODE_MEANING), item.encoding)
             except TypeError:  # an element holding a sequence: not a code the fast path reads
                 raise NeedsPydicom("a code element holding a sequence") from None
             return item.code
@@ -69,8 +72,8 @@ def code_of(sequence) -> Code | None:
     return make_code(value, _field(item, tag.CODING_SCHEME_DESIGNATOR) or "", _field(item, tag.CODE_MEANING) or "")
 
 
-def _field(item, tag: int) -> str | None:
-    return clean_text(value_of(item, tag))
+def _field(item, key: int) -> str | None:
+    return clean_text(value_of(item, key))
 
 
 @lru_cache(maxsize=8192)
