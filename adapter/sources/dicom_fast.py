@@ -114,8 +114,10 @@ def _meta(data: bytes, pos: int) -> tuple[dict[int, bytes], int]:
                 raise NeedsPydicom("truncated meta")
             length = _u32(data, pos + 8)[0]
             pos += 12
-        else:
+        elif vr in SHORT_VRS:
             pos += 8
+        else:
+            raise NeedsPydicom("unknown VR in the meta group")
         if pos + length > len(data):
             raise NeedsPydicom("truncated meta")
         meta[(group << 16) | element] = data[pos:pos + length]
@@ -132,6 +134,8 @@ def _character_set(data: bytes, pos: int, explicit: bool) -> tuple[bytes | None,
             if vr in LONG_VRS:
                 length = _u32(data, pos + 8)[0] if pos + 12 <= len(data) else UNDEFINED
                 pos += 4
+            elif vr not in SHORT_VRS:
+                raise NeedsPydicom("unknown VR")
         else:
             group, element, length = _implicit_header(data, pos)
         tag = (group << 16) | element
