@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import yaml
@@ -82,11 +82,18 @@ def _concepts() -> tuple[dict[tuple[str, str], ConceptRule], list[tuple[re.Patte
 
 def concept_rule(concept: Code) -> ConceptRule:
     """Kind and expected dimension of a NUM concept (already SRT->SCT normalised)."""
+    return _concept_rule(concept.scheme, concept.value, concept.meaning)
+
+
+# The lookups below are cached by their whole input (a Code's hash leaves out the meaning, which the
+# patterns read): a report repeats its concepts, units, sites and names, and a pattern scan is slow.
+@lru_cache(maxsize=4096)
+def _concept_rule(scheme: str, value: str, meaning: str | None) -> ConceptRule:
     by_code, by_meaning, _ = _concepts()
-    rule = by_code.get((concept.scheme, concept.value))
+    rule = by_code.get((scheme, value))
     if rule:
         return rule
-    meaning = " ".join((concept.meaning or "").split())
+    meaning = " ".join((meaning or "").split())
     for pattern, rule in by_meaning:
         if pattern.fullmatch(meaning):
             return rule
@@ -108,6 +115,7 @@ class UnitRule:
     uncalibrated: bool
 
 
+@lru_cache(maxsize=1024)
 def unit_rule(unit_code: str) -> UnitRule:
     data = _load("units.yaml")
     entry = data["units"].get(unit_code)
@@ -144,11 +152,16 @@ def _anatomy() -> tuple[dict[str, Anatomy], list[tuple[re.Pattern, Anatomy]], fr
 def anatomy_of(site: Code | None) -> Anatomy:
     if site is None:
         return Anatomy()
+    return _anatomy_of(site.scheme, site.value, site.meaning)
+
+
+@lru_cache(maxsize=4096)
+def _anatomy_of(scheme: str, value: str, meaning: str | None) -> Anatomy:
     by_code, patterns, _, _ = _anatomy()
-    if site.scheme == "SCT" and site.value in by_code:
-        return by_code[site.value]
+    if scheme == "SCT" and value in by_code:
+        return by_code[value]
     for pattern, anatomy in patterns:
-        if pattern.search(site.meaning or ""):
+        if pattern.search(meaning or ""):
             return anatomy
     return Anatomy()
 
@@ -176,6 +189,7 @@ def _tracking() -> tuple[list[tuple[IdentifierKind, re.Pattern]], frozenset[str]
     return rules, frozenset(data["free_text_label_codes"])
 
 
+@lru_cache(maxsize=4096)
 def identifier_kind(text: str) -> IdentifierKind:
     stripped = text.strip()
     for kind, pattern in _tracking()[0]:

@@ -20,6 +20,7 @@ from pydicom.sequence import Sequence
 
 import adapter
 from adapter.errors import InputError
+from adapter.sources import dicom_fast, dicom_sr
 from adapter.sources.limits import DEFAULT_LIMITS, ReadLimits
 from fixtures.generate import demo_patients, make_series
 from fixtures.generate import to_bytes as _to_bytes
@@ -114,6 +115,36 @@ def test_byte_and_element_mutations_end_in_a_result_or_a_clear_error(seeds):
     run()
     # both ends of the property were exercised: some mutants still read, some were refused
     assert seen.get("read", 0) > 0 and seen.get("rejected", 0) > 0, seen
+
+
+def _report_or_error(read):
+    try:
+        return read()
+    except InputError as exc:
+        return str(exc)
+
+
+def test_a_mutant_the_fast_reader_takes_reads_as_through_pydicom(seeds):
+    """The fast reader steps aside or gives what the pydicom path gives, Report or error: a damaged file
+    must not read one way or another depending on the path. (Found while speeding the reader up: it took
+    files with an unknown VR, an item delimiter inside a defined-length item or a damaged meta group,
+    which pydicom reads differently or refuses.)"""
+    taken = []
+
+    @fuzz_settings(300)
+    @given(mutated(seeds))
+    def run(data):
+        try:
+            fast = _report_or_error(lambda: dicom_sr.report_from_dataset(dicom_sr._fast_parse(data, LABEL),
+                                                                         label=LABEL))
+        except dicom_fast.NeedsPydicom:
+            return
+        taken.append(data)
+        assert fast == _report_or_error(lambda: dicom_sr.report_from_dataset(*dicom_sr._from_part10(data, LABEL),
+                                                                             label=LABEL))
+
+    run()
+    assert taken  # the property was exercised
 
 
 # --- dataset-level mutations: huge values, bad character sets, deep and repeated nesting ---------------

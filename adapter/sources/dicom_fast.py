@@ -10,6 +10,7 @@ give up (`NeedsPydicom`) so that the pydicom path reads the file and the Report 
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from functools import cache, lru_cache
@@ -21,18 +22,36 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 
-ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+ITEM_END = 0xFFFEE00D
+# Item and sequence delimiter tags as their four bytes read as one little-endian number (group in the
+# low half): how _item_header reads them.
+ITEM_LE, SEQUENCE_END_LE = 0xE000FFFE, 0xE0DDFFFE
 UNDEFINED = 0xFFFFFFFF
+SHORT_VRS = frozenset(v.encode() for v in "AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})  # the ones Specific Character Set governs
+# Values the walker may ask for, as text; the ones Specific Character Set governs are TEXT_VRS.
+STRING_VRS = {v.encode(): v for v in "AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split()}
+TEXT_VRS = frozenset({b"SH", b"LO", b"ST", b"LT", b"UC", b"UT", b"PN"})
+UNPADDED_VRS = frozenset({b"UI", b"LT", b"ST", b"UT", b"UR"})  # trailing padding only; leading spaces count
+SINGLE_VALUED_VRS = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text, not a separator
+# Values pydicom accepts without a warning, checked without calling its validator (which costs more than
+# the rest of a decode): plain decimal numbers and UIDs within their length limits. Sizes and UIDs are
+# the values that differ from file to file, so the decode cache does not spare the check. Anything
+# else goes through pydicom's validator.
+_SURELY_VALID = {
+    b"DS": (re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?").fullmatch, 16),
+    b"UI": (re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*").fullmatch, 64),
+}
 ENCODINGS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
 SPECIFIC_CHARACTER_SET = 0x00080005
-_VR_NAMES = {name.encode(): name for name in (
-    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split())}
 
-_u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
-_tag_vr_u16 = struct.Struct("<HH2sH").unpack_from
+_explicit_header = struct.Struct("<HH2sH").unpack_from  # group, element, VR, 16-bit length
+# the same with the 32-bit length that follows when the VR is a long one; parse() pads the data with
+# four bytes so that this read never runs off the end
+_explicit_long_header = struct.Struct("<HH2sHI").unpack_from
+_implicit_header = struct.Struct("<HHI").unpack_from  # group, element, 32-bit length
+_item_header = struct.Struct("<II").unpack_from  # tag (see ITEM_LE), length
 
 
 class NeedsPydicom(Exception):
@@ -40,28 +59,21 @@ class NeedsPydicom(Exception):
 
 
 class FastDataset(dict):
-    """tag -> (VR, bytes) for plain elements, tag -> list[FastDataset] for sequences.
+    """tag -> (VR as bytes, value bytes) for plain elements, tag -> list[FastDataset] for sequences.
 
-    `code` memoises the Code this item encodes (sr_items.code_of): items of cached sequences are shared
-    between content items and files, so each distinct code is built once."""
+    `encoding` is the file's text encoding. `code` memoises the Code this item encodes
+    (sr_items.code_of), `head` the value type and concept of this content item (sr_items.head_of):
+    cached items are shared between content items and files, so each is worked out once."""
 
-    __slots__ = ("encoding", "code")
-
-    def value(self, tag: int):
-        entry = self.get(tag)
-        if entry is None:
-            return None
-        if isinstance(entry, list):
-            return entry
-        return decode(entry[0], entry[1], self.encoding)
+    __slots__ = ("encoding", "code", "head")
 
 
 @cache
-def _implicit_vr(tag: int) -> str:
+def _implicit_vr(tag: int) -> bytes:
     try:
-        return dictionary_VR(tag)
+        return dictionary_VR(tag).encode()
     except KeyError:
-        return "UN"
+        return b"UN"
 
 
 def parse(data: bytes) -> FastDataset:
@@ -80,12 +92,13 @@ def parse(data: bytes) -> FastDataset:
         explicit = syntax == EXPLICIT_LE
     else:
         raise NeedsPydicom(f"transfer syntax {syntax}")
-    parser = _Parser(data, explicit)
-    root, end = parser.dataset(pos, len(data), top=True)
+    charset, encoding = _character_set(data, pos, explicit)
+    parser = _Parser(data + bytes(4), explicit, encoding)
+    root, end = parser.dataset(pos, len(data))
     if end != len(data):
         raise NeedsPydicom("trailing bytes")
-    if parser.encoding is None:
-        parser.set_encoding(ENCODINGS[""])
+    if root.get(SPECIFIC_CHARACTER_SET, (None, charset))[1] != charset:
+        raise NeedsPydicom("character set out of tag order")
     return root
 
 
@@ -93,7 +106,7 @@ def _meta(data: bytes, pos: int) -> tuple[dict[int, bytes], int]:
     """File meta group (always explicit VR little endian)."""
     meta: dict[int, bytes] = {}
     while pos + 8 <= len(data):
-        group, element, vr, length = _tag_vr_u16(data, pos)
+        group, element, vr, length = _explicit_header(data, pos)
         if group != 0x0002:
             break
         if vr in LONG_VRS:
@@ -101,8 +114,10 @@ def _meta(data: bytes, pos: int) -> tuple[dict[int, bytes], int]:
                 raise NeedsPydicom("truncated meta")
             length = _u32(data, pos + 8)[0]
             pos += 12
-        else:
+        elif vr in SHORT_VRS:
             pos += 8
+        else:
+            raise NeedsPydicom("unknown VR in the meta group")
         if pos + length > len(data):
             raise NeedsPydicom("truncated meta")
         meta[(group << 16) | element] = data[pos:pos + length]
@@ -110,168 +125,212 @@ def _meta(data: bytes, pos: int) -> tuple[dict[int, bytes], int]:
     return meta, pos
 
 
-# Parsed sequences keyed by their bytes: code sequences repeat hundreds of times in one SR and across
-# SRs, and a parse depends on nothing but the bytes, the VR encoding and the character set.
-_SEQUENCES: dict[tuple[bool, str, bytes], list[FastDataset]] = {}
-_CACHED_SEQUENCE_BYTES = 512
-_CACHE_ENTRIES = 50_000
+def _character_set(data: bytes, pos: int, explicit: bool) -> tuple[bytes | None, str]:
+    """The raw (0008,0005) value and its encoding, found before parsing so that every item is made
+    knowing the encoding; NeedsPydicom for a character set this reader does not decode."""
+    while pos + 8 <= len(data):
+        if explicit:
+            group, element, vr, length = _explicit_header(data, pos)
+            if vr in LONG_VRS:
+                length = _u32(data, pos + 8)[0] if pos + 12 <= len(data) else UNDEFINED
+                pos += 4
+            elif vr not in SHORT_VRS:
+                raise NeedsPydicom("unknown VR")
+        else:
+            group, element, length = _implicit_header(data, pos)
+        tag = (group << 16) | element
+        if tag > SPECIFIC_CHARACTER_SET:
+            break
+        pos += 8
+        if tag == SPECIFIC_CHARACTER_SET:
+            value = data[pos:pos + length]
+            encoding = ENCODINGS.get(value.decode("ascii", "replace").strip(" \x00"))
+            if encoding is None:
+                raise NeedsPydicom("character set")
+            return value, encoding
+        if length == UNDEFINED:
+            raise NeedsPydicom("a sequence before the character set")
+        pos += length
+    return None, ENCODINGS[""]
+
+
+# Parsed sequences and items keyed by their bytes, per transfer syntax and encoding: code sequences
+# repeat hundreds of times in one SR, modifier sequences under each NUM of a radiomics SR repeat, and
+# most content items repeat verbatim across the SRs of one writer; a parse depends on nothing but the
+# bytes, the VR encoding and the character set.
+#   "sequences": a sequence of defined length, by its bytes.
+#   "open sequences": a sequence of undefined length, by its bytes up to the first sequence delimiter
+#     (its own, or that of a nested sequence), holding its whole bytes and delimiter to compare: its
+#     end is known only once parsed.
+#   "items": an item of defined length, by its bytes. (An item of undefined length is not looked up.)
+_CACHES: dict[tuple[bool, str, str], dict] = {}  # (explicit VR, encoding, kind above) -> bytes -> parse
+_CACHED_BYTES = 512
+_CACHE_ENTRIES = 10_000  # per kind (about 3 kB each, parse included); a full cache is emptied, then relearnt
 _SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
 def clear_caches() -> None:
-    """Forget every parsed sequence and decoded value (benchmarks measure a cold start with it)."""
-    _SEQUENCES.clear()
+    """Forget every parsed sequence and item and every decoded value (benchmarks measure a cold start)."""
+    _CACHES.clear()
     decode.cache_clear()
 
 
+def _remember(cache: dict, key: bytes, parsed) -> None:
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = parsed
+
+
 class _Parser:
-    def __init__(self, data: bytes, explicit: bool) -> None:
+    def __init__(self, data: bytes, explicit: bool, encoding: str) -> None:
         self.data = data
-        self.explicit = explicit
-        self.encoding: str | None = None  # known once (0008,0005) has been read
-        self.pending: list[FastDataset] = []  # datasets made before that
-
-    def set_encoding(self, encoding: str) -> None:
         self.encoding = encoding
-        for ds in self.pending:
-            ds.encoding = encoding
-        self.pending = []
+        self.sequences = _CACHES.setdefault((explicit, encoding, "sequences"), {})
+        self.open_sequences = _CACHES.setdefault((explicit, encoding, "open sequences"), {})
+        self.items_cache = _CACHES.setdefault((explicit, encoding, "items"), {})
+        self.dataset = self.explicit_dataset if explicit else self.implicit_dataset
 
-    def new_dataset(self) -> FastDataset:
+    def explicit_dataset(self, pos: int, end: int) -> tuple[FastDataset, int]:
+        """Elements from pos up to end or up to an item delimiter; returns the position after it."""
+        data = self.data
         ds = FastDataset()
-        if self.encoding is None:
-            self.pending.append(ds)
-        else:
-            ds.encoding = self.encoding
-        return ds
-
-    def dataset(self, pos: int, end: int, top: bool = False) -> tuple[FastDataset, int]:
-        data, explicit = self.data, self.explicit
-        ds = self.new_dataset()
+        ds.encoding, ds.head = self.encoding, None
         while pos < end:
-            if pos + 8 > end:
-                raise NeedsPydicom("truncated element header")
-            if explicit:
-                group, element, raw_vr, length = _tag_vr_u16(data, pos)
-                tag = (group << 16) | element
-                if tag == ITEM_END:
-                    return ds, pos + 8
-                if raw_vr in LONG_VRS:
-                    length = _u32(data, pos + 8)[0]
-                    pos += 12
-                else:
-                    pos += 8
-                vr = _VR_NAMES.get(raw_vr) or raw_vr.decode("ascii", "replace")
-            else:
-                group, element = _u16(data, pos)[0], _u16(data, pos + 2)[0]
-                tag = (group << 16) | element
-                if tag == ITEM_END:
-                    return ds, pos + 8
-                length = _u32(data, pos + 4)[0]
+            group, element, vr, length, long_length = _explicit_long_header(data, pos)
+            if vr in SHORT_VRS:
                 pos += 8
-                vr = _implicit_vr(tag)
-            if top and self.encoding is None and tag > SPECIFIC_CHARACTER_SET:
-                self.set_encoding(ENCODINGS[""])  # elements are in tag order: there is no (0008,0005)
-            if vr == "SQ":
+            elif vr == b"SQ":
+                ds[(group << 16) | element], pos = self.sequence(pos + 12, long_length, end)
+                continue
+            elif vr in LONG_VRS:
+                length = long_length
+                pos += 12
+            elif group == 0xFFFE and element == 0xE00D:
+                return ds, pos + 8
+            else:
+                raise NeedsPydicom("unknown VR")
+            if pos + length > end:  # an undefined length (0xFFFFFFFF) too: only a sequence may have one
+                raise NeedsPydicom("truncated value")
+            ds[(group << 16) | element] = (vr, data[pos:pos + length])
+            pos += length
+        return ds, pos
+
+    def implicit_dataset(self, pos: int, end: int) -> tuple[FastDataset, int]:
+        data = self.data
+        ds = FastDataset()
+        ds.encoding, ds.head = self.encoding, None
+        while pos < end:
+            group, element, length = _implicit_header(data, pos)
+            tag = (group << 16) | element
+            if tag == ITEM_END:
+                return ds, pos + 8
+            pos += 8
+            vr = _implicit_vr(tag)
+            if vr == b"SQ":
                 ds[tag], pos = self.sequence(pos, length, end)
                 continue
-            if length == UNDEFINED:
-                raise NeedsPydicom("undefined length outside a sequence")
             if pos + length > end:
                 raise NeedsPydicom("truncated value")
-            if group != 0x0002 or not top:
-                ds[tag] = (vr, data[pos:pos + length])
-            if top and tag == SPECIFIC_CHARACTER_SET:
-                name = data[pos:pos + length].decode("ascii", "replace").strip(" \x00")
-                if name not in ENCODINGS:
-                    raise NeedsPydicom(f"character set {name}")
-                self.set_encoding(ENCODINGS[name])
+            ds[tag] = (vr, data[pos:pos + length])
             pos += length
         return ds, pos
 
     def sequence(self, pos: int, length: int, end: int) -> tuple[list[FastDataset], int]:
-        """A sequence, from the cache when the same bytes were parsed before (see _SEQUENCES)."""
-        key = self.sequence_bytes(pos, length, end)
-        if key is None:
-            return self.parse_sequence(pos, length, end)
-        cache_key = (self.explicit, self.encoding, key)
-        items = _SEQUENCES.get(cache_key)
-        after = pos + len(key) + (8 if length == UNDEFINED else 0)
-        if items is None:
-            items, stop = self.parse_sequence(pos, length, end)
-            if stop != after:  # the delimiter found was a nested one: the bytes are not this sequence
-                return items, stop
-            if len(_SEQUENCES) >= _CACHE_ENTRIES:
-                _SEQUENCES.clear()
-            _SEQUENCES[cache_key] = items
-        return items, after
-
-    def sequence_bytes(self, pos: int, length: int, end: int) -> bytes | None:
-        if self.encoding is None:
-            return None
-        if length != UNDEFINED:
-            return self.data[pos:pos + length] if length <= _CACHED_SEQUENCE_BYTES and pos + length <= end else None
-        stop = self.data.find(_SEQUENCE_END_BYTES, pos, min(end, pos + _CACHED_SEQUENCE_BYTES + 8))
-        return self.data[pos:stop] if stop >= 0 else None
-
-    def parse_sequence(self, pos: int, length: int, end: int) -> tuple[list[FastDataset], int]:
+        """A sequence, from the cache when the same bytes were parsed before (see _CACHES)."""
         data = self.data
-        stop = end if length == UNDEFINED else pos + length
+        if length == UNDEFINED:
+            limit = pos + _CACHED_BYTES + 8
+            first = data.find(_SEQUENCE_END_BYTES, pos, limit if limit < end else end)
+            if first < 0:
+                return self.items(pos, end, True)
+            prefix = data[pos:first]
+            known = self.open_sequences.get(prefix)
+            if known is not None:
+                whole, items = known  # its bytes and delimiter, which begin with the prefix
+                after = pos + len(whole)
+                if after == first + 8 or after <= end and data.startswith(whole, pos):  # no nested sequence, or same
+                    return items, after
+            items, after = self.items(pos, end, True)
+            if after - pos <= _CACHED_BYTES:
+                _remember(self.open_sequences, prefix, (data[pos:after], items))
+            return items, after
+        stop = pos + length
         if stop > end:
             raise NeedsPydicom("truncated sequence")
+        if length > _CACHED_BYTES:
+            return self.items(pos, stop, False)
+        key = data[pos:stop]
+        items = self.sequences.get(key)
+        if items is None:
+            items = self.items(pos, stop, False)[0]
+            _remember(self.sequences, key, items)
+        return items, stop
+
+    def items(self, pos: int, stop: int, undefined: bool) -> tuple[list[FastDataset], int]:
+        """The items of a sequence ending at stop (defined length) or at its delimiter (undefined)."""
+        data, dataset, cache = self.data, self.dataset, self.items_cache
         items: list[FastDataset] = []
         while pos < stop:
-            if pos + 8 > stop:
-                raise NeedsPydicom("truncated item")
-            tag = (_u16(data, pos)[0] << 16) | _u16(data, pos + 2)[0]
-            item_length = _u32(data, pos + 4)[0]
+            tag, length = _item_header(data, pos)
             pos += 8
-            if tag == SEQUENCE_END:
-                if length != UNDEFINED:
-                    raise NeedsPydicom("delimiter in a defined-length sequence")
+            if tag == ITEM_LE:
+                if length == UNDEFINED:
+                    item, pos = dataset(pos, stop)
+                elif length <= _CACHED_BYTES:
+                    item_end = pos + length
+                    if item_end > stop:
+                        raise NeedsPydicom("truncated item")
+                    key = data[pos:item_end]
+                    item = cache.get(key)
+                    if item is None:
+                        item = self.defined_item(pos, item_end, stop)
+                        _remember(cache, key, item)
+                    pos = item_end
+                else:
+                    item = self.defined_item(pos, pos + length, stop)
+                    pos += length
+                items.append(item)
+            elif tag == SEQUENCE_END_LE and undefined:
                 return items, pos
-            if tag != ITEM:
-                raise NeedsPydicom("not an item")
-            if item_length == UNDEFINED:
-                item, pos = self.dataset(pos, stop)
             else:
-                if pos + item_length > stop:
-                    raise NeedsPydicom("truncated item")
-                item, after = self.dataset(pos, pos + item_length)
-                pos = pos + item_length
-            items.append(item)
-        if length == UNDEFINED:
-            raise NeedsPydicom("sequence without delimiter")
+                raise NeedsPydicom("not an item")
+        if undefined or pos != stop:
+            raise NeedsPydicom("sequence without its end")
         return items, pos
+
+    def defined_item(self, pos: int, item_end: int, stop: int) -> FastDataset:
+        if item_end > stop:
+            raise NeedsPydicom("truncated item")
+        item, after = self.dataset(pos, item_end)
+        if after != item_end:
+            raise NeedsPydicom("item delimiter in a defined-length item")
+        return item
 
 
 @lru_cache(maxsize=8192)
-def decode(vr: str, raw: bytes, encoding: str):
+def decode(vr: bytes, raw: bytes, encoding: str):
     """Bytes -> the Python value the walker expects (strings stripped as pydicom strips them).
 
     Cached: an SR repeats the same few hundred codes, meanings and relationship types many times.
     """
-    if vr == "FD":
-        if len(raw) % 8:
-            raise NeedsPydicom("bad FD length")
-        values = struct.unpack(f"<{len(raw) // 8}d", raw)
-        return values[0] if len(values) == 1 else list(values)
-    if vr in ("US", "UL", "SS", "SL", "FL", "OB", "OW", "UN", "OF", "OD", "OL", "OV", "SV", "UV", "AT"):
-        raise NeedsPydicom(f"value of VR {vr} requested")
+    if vr == b"FD":
+        if len(raw) != 8:
+            raise NeedsPydicom("FD value empty or with several values (pydicom gives None or a list)")
+        return struct.unpack("<d", raw)[0]
+    name = STRING_VRS.get(vr)
+    if name is None:
+        raise NeedsPydicom(f"value of VR {vr!r} requested")
     try:
         text = raw.decode(encoding if vr in TEXT_VRS else "iso8859")
     except UnicodeDecodeError as exc:
         raise NeedsPydicom("undecodable text") from exc
-    if vr == "UI":
-        text = text.rstrip("\x00 ")
-    elif vr in ("LT", "ST", "UT", "UR"):
-        text = text.rstrip("\x00 ")
-    else:
-        text = text.strip("\x00 ")
-    validator = VALIDATORS.get(vr)
-    if validator is not None:
-        parts = [text] if vr in ("LT", "ST", "UT", "UR") else text.split("\\")
-        for part in parts:
-            if not validator(vr, part)[0]:
-                raise NeedsPydicom(f"{vr} value pydicom would warn about")
+    text = text.rstrip("\x00 ") if vr in UNPADDED_VRS else text.strip("\x00 ")
+    if vr not in SINGLE_VALUED_VRS and "\\" in text:
+        raise NeedsPydicom("several values (pydicom gives a list)")
+    surely_valid = _SURELY_VALID.get(vr)
+    if surely_valid is not None and len(text) <= surely_valid[1] and surely_valid[0](text):
+        return text
+    validator = VALIDATORS.get(name)
+    if validator is not None and not validator(name, text)[0]:
+        raise NeedsPydicom(f"{name} value pydicom would warn about")
     return text

@@ -24,6 +24,7 @@ from pydicom.uid import UID
 from ..errors import InputError
 from ..model import Report
 from . import dicom_fast
+from . import dicom_tags as tag
 from .dicom_json import dataset_from_dicom_json, looks_like_dicom_json
 from .limits import DEFAULT_LIMITS, ReadLimits, too_deep_to_parse
 from .sr_items import clean_text, value_of
@@ -187,7 +188,7 @@ def _with_warnings(report: Report, extra: list[str]) -> Report:
 
 
 def _check_sop_class(ds: Dataset, label: str, warn: list[str]) -> str | None:
-    sop_class = clean_text(value_of(ds, "SOPClassUID"))
+    sop_class = clean_text(value_of(ds, tag.SOP_CLASS_UID))
     if sop_class is None:
         warn.append("no SOP Class UID; read as an SR because it has a content tree")
         return None

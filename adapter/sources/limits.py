@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import repeat
 
 from ..errors import InputError
 
@@ -40,20 +41,30 @@ def usable_number(number: Decimal | None) -> bool:
 
 def check_content_tree(root, label: str, limits: ReadLimits, children) -> None:
     """InputError when the content tree under `root` is deeper or larger than the limits.
-    `children(item)` gives an item's ContentSequence (or None)."""
+    `children(item)` gives an item's ContentSequence (or None). The checks run once per item's
+    children, with the outcome of counting them one by one."""
     stack = [(root, 0)]
     count = 0
     while stack:
         item, depth = stack.pop()
-        for child in children(item) or ():
-            count += 1
-            if count > limits.max_content_items:
-                raise InputError(label, f"has more than {limits.max_content_items} content items (the limit "
-                                        "max_content_items)")
-            if depth + 1 > limits.max_tree_depth:
-                raise InputError(label, f"has a content tree deeper than {limits.max_tree_depth} levels (the "
-                                        "limit max_tree_depth)")
-            stack.append((child, depth + 1))
+        items = children(item)
+        if not items:
+            continue
+        depth += 1
+        pushed = zip(items, repeat(depth))  # first: a value that is not a sequence fails here, as iterating it would
+        if count >= limits.max_content_items:
+            raise _too_many_items(label, limits)
+        if depth > limits.max_tree_depth:
+            raise InputError(label, f"has a content tree deeper than {limits.max_tree_depth} levels (the "
+                                    "limit max_tree_depth)")
+        count += len(items)
+        if count > limits.max_content_items:
+            raise _too_many_items(label, limits)
+        stack += pushed
+
+
+def _too_many_items(label: str, limits: ReadLimits) -> InputError:
+    return InputError(label, f"has more than {limits.max_content_items} content items (the limit max_content_items)")
 
 
 def check_json(value: object, label: str, limits: ReadLimits) -> None:

@@ -3,15 +3,14 @@ value in mm / mm2 / mm3 when it is a size (DESIGN.md §7: only lengths convertib
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from .. import tables
 from ..model import MeasurementKind
 
 
-@dataclass(frozen=True, slots=True)
-class Sized:
+class Sized(NamedTuple):  # a tuple: made once per measurement, and a frozen dataclass costs more to make
     kind: MeasurementKind
     value: Decimal | None  # None when quarantined
     unit: str | None  # canonical for sizes, else the unit as given

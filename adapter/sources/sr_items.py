@@ -1,7 +1,9 @@
 """Small readers of SR content items, shared by the pydicom and the fast path.
 
-Every value is fetched through `value_of`, by tag, so that the walker works on a pydicom Dataset and on
-a `dicom_fast.FastDataset` alike; strings come back stripped, codes SRT->SCT normalised.
+Every value is fetched by tag through `value_of`, so that the walker works on a pydicom Dataset and on
+a `dicom_fast.FastDataset` alike; strings come back stripped, codes SRT->SCT normalised. Each reader
+takes the FastDataset branch first, reading the dictionary directly: nearly every file goes that way,
+and a large SR asks for hundreds of thousands of values.
 """
 
 from __future__ import annotations
@@ -14,26 +16,31 @@ from pydicom import Dataset
 
 from .. import tables
 from ..model import Code
-from .dicom_fast import FastDataset, decode
+from . import dicom_tags as tag
+from .dicom_fast import FastDataset, NeedsPydicom, decode
 
-_TAGS: dict[str, int] = {}
 
-
-def value_of(ds: Dataset | FastDataset, keyword: str):
-    """`ds.get(keyword)` by tag: skips pydicom's keyword machinery, which dominates a large tree walk."""
-    tag = _TAGS.get(keyword)
-    if tag is None:
-        tag = _TAGS[keyword] = pydicom.datadict.tag_for_keyword(keyword)
+def value_of(ds: Dataset | FastDataset, key: int):
+    """`ds[key].value` (key: a tag from dicom_tags), or None when absent; a FastDataset value is decoded
+    on first use."""
     if type(ds) is FastDataset:
-        entry = ds.get(tag)
+        entry = ds.get(key)
         if entry is None or type(entry) is list:
             return entry
         return decode(entry[0], entry[1], ds.encoding)
     try:
-        return ds[tag].value
+        return ds[key].value
     except KeyError:
         return None
 
+
+def children(item: Dataset | FastDataset):
+    """The content items under an item (its ContentSequence), or None."""
+    if type(item) is FastDataset:
+        items = item.get(tag.CONTENT_SEQUENCE)
+        if items is None or type(items) is list:
+            return items
+    return value_of(item, tag.CONTENT_SEQUENCE)
 
 
 def clean_text(value) -> str | None:
@@ -52,21 +59,21 @@ def code_of(sequence) -> Code | None:
         try:
             return item.code
         except AttributeError:
-            item.code = _fast_code(item.get(_CODE_VALUE), item.get(_LONG_CODE_VALUE), item.get(_URN_CODE_VALUE),
-                                   item.get(_SCHEME), item.get(_MEANING), item.encoding)
+            try:
+                item.code = _fast_code(item.get(tag.CODE_VALUE), item.get(tag.LONG_CODE_VALUE),
+                                       item.get(tag.URN_CODE_VALUE), item.get(tag.CODING_SCHEME_DESIGNATOR),
+                                       item.get(tag.CODE_MEANING), item.encoding)
+            except TypeError:  # an element holding a sequence: not a code the fast path reads
+                raise NeedsPydicom("a code element holding a sequence") from None
             return item.code
-    value = _field(item, "CodeValue") or _field(item, "LongCodeValue") or _field(item, "URNCodeValue")
+    value = _field(item, tag.CODE_VALUE) or _field(item, tag.LONG_CODE_VALUE) or _field(item, tag.URN_CODE_VALUE)
     if value is None:
         return None
-    return make_code(value, _field(item, "CodingSchemeDesignator") or "", _field(item, "CodeMeaning") or "")
+    return make_code(value, _field(item, tag.CODING_SCHEME_DESIGNATOR) or "", _field(item, tag.CODE_MEANING) or "")
 
 
-def _field(item, keyword: str) -> str | None:
-    return clean_text(value_of(item, keyword))
-
-
-_CODE_VALUE, _SCHEME, _MEANING = 0x00080100, 0x00080102, 0x00080104
-_LONG_CODE_VALUE, _URN_CODE_VALUE = 0x00080119, 0x00080120
+def _field(item, key: int) -> str | None:
+    return clean_text(value_of(item, key))
 
 
 @lru_cache(maxsize=8192)
@@ -86,30 +93,52 @@ def make_code(value: str, scheme: str, meaning: str) -> Code:
     return tables.normalise_code(Code(value, scheme, meaning))
 
 
-def concept_of(item: Dataset) -> Code | None:
-    return code_of(value_of(item, "ConceptNameCodeSequence"))
+def concept_of(item: Dataset | FastDataset) -> Code | None:
+    if type(item) is FastDataset:
+        sequence = item.get(tag.CONCEPT_NAME_CODE_SEQUENCE)
+        if sequence is None or type(sequence) is list:
+            return code_of(sequence)
+    return code_of(value_of(item, tag.CONCEPT_NAME_CODE_SEQUENCE))
 
 
-def concept_key(item: Dataset) -> tuple[str, str] | None:
+def head_of(item: Dataset | FastDataset) -> tuple[str | None, Code | None, tuple[str, str] | None]:
+    """A content item's value type, concept name and the concept's (scheme, value)."""
+    if type(item) is FastDataset:
+        head = item.head
+        if head is None:
+            vt, concept = value_of(item, tag.VALUE_TYPE), concept_of(item)
+            head = item.head = (vt, concept, (concept.scheme, concept.value) if concept else None)
+        return head
+    vt, concept = value_of(item, tag.VALUE_TYPE), concept_of(item)
+    return vt, concept, (concept.scheme, concept.value) if concept else None
+
+
+def concept_key(item: Dataset | FastDataset) -> tuple[str, str] | None:
     concept = concept_of(item)
     return (concept.scheme, concept.value) if concept else None
 
 
-def value_code(item: Dataset) -> Code | None:
-    return code_of(value_of(item, "ConceptCodeSequence"))
+def value_code(item: Dataset | FastDataset) -> Code | None:
+    if type(item) is FastDataset:
+        sequence = item.get(tag.CONCEPT_CODE_SEQUENCE)
+        if sequence is None or type(sequence) is list:
+            return code_of(sequence)
+    return code_of(value_of(item, tag.CONCEPT_CODE_SEQUENCE))
 
 
-def template_id(item: Dataset) -> str | None:
-    templates = value_of(item, "ContentTemplateSequence")
-    return clean_text(value_of(templates[0], "TemplateIdentifier")) if templates else None
+def template_id(item: Dataset | FastDataset) -> str | None:
+    templates = value_of(item, tag.CONTENT_TEMPLATE_SEQUENCE)
+    return clean_text(value_of(templates[0], tag.TEMPLATE_IDENTIFIER)) if templates else None
 
 
-def numeric_string(mv: Dataset) -> str | None:
+def numeric_string(mv: Dataset | FastDataset) -> str | None:
     """The value as written (DS keeps its text), so no float rounding enters the model."""
-    element = value_of(mv, "NumericValue")
+    element = value_of(mv, tag.NUMERIC_VALUE)
     if element is None:
-        floating = value_of(mv, "FloatingPointValue")
+        floating = value_of(mv, tag.FLOATING_POINT_VALUE)
         return repr(float(floating)) if floating is not None else None
+    if type(element) is str:  # the fast path's text (pydicom gives a DSfloat or DSdecimal)
+        return clean_text(element)
     original = getattr(element, "original_string", None)
     if original is not None:
         return str(original).strip()
@@ -118,33 +147,33 @@ def numeric_string(mv: Dataset) -> str | None:
     return clean_text(element)
 
 
-def referenced_sop(item: Dataset) -> str | None:
-    refs = value_of(item, "ReferencedSOPSequence")
-    return clean_text(value_of(refs[0], "ReferencedSOPInstanceUID")) if refs else None
+def referenced_sop(item: Dataset | FastDataset) -> str | None:
+    refs = value_of(item, tag.REFERENCED_SOP_SEQUENCE)
+    return clean_text(value_of(refs[0], tag.REFERENCED_SOP_INSTANCE_UID)) if refs else None
 
 
-def selected_from(scoord: Dataset) -> str | None:
-    for child in value_of(scoord, "ContentSequence") or ():
-        if value_of(child, "ValueType") == "IMAGE":
+def selected_from(scoord: Dataset | FastDataset) -> str | None:
+    for child in children(scoord) or ():
+        if value_of(child, tag.VALUE_TYPE) == "IMAGE":
             return referenced_sop(child)
     return None
 
 
-def evidence_studies(ds: Dataset) -> list[str]:
+def evidence_studies(ds: Dataset | FastDataset) -> list[str]:
     studies: list[str] = []
-    for item in value_of(ds, "CurrentRequestedProcedureEvidenceSequence") or ():
-        uid = clean_text(value_of(item, "StudyInstanceUID"))
+    for item in value_of(ds, tag.CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE) or ():
+        uid = clean_text(value_of(item, tag.STUDY_INSTANCE_UID))
         if uid and uid not in studies:
             studies.append(uid)
     return studies
 
 
-def predecessors(ds: Dataset) -> tuple[str, ...]:
+def predecessors(ds: Dataset | FastDataset) -> tuple[str, ...]:
     uids: list[str] = []
-    for study in value_of(ds, "PredecessorDocumentsSequence") or ():
-        for series in value_of(study, "ReferencedSeriesSequence") or ():
-            for sop in value_of(series, "ReferencedSOPSequence") or ():
-                uid = clean_text(value_of(sop, "ReferencedSOPInstanceUID"))
+    for study in value_of(ds, tag.PREDECESSOR_DOCUMENTS_SEQUENCE) or ():
+        for series in value_of(study, tag.REFERENCED_SERIES_SEQUENCE) or ():
+            for sop in value_of(series, tag.REFERENCED_SOP_SEQUENCE) or ():
+                uid = clean_text(value_of(sop, tag.REFERENCED_SOP_INSTANCE_UID))
                 if uid:
                     uids.append(uid)
     return tuple(uids)

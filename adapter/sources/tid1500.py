@@ -29,15 +29,18 @@ from ..model import (
     SourceKind,
     TimePointContext,
 )
+from . import dicom_tags as tag
 from .dicom_fast import FastDataset
 from .limits import DEFAULT_LIMITS, ReadLimits, check_content_tree, usable_number
 from .sizes import size_of
 from .sr_items import (
+    children,
     clean_text,
     code_of,
     concept_key,
     concept_of,
     evidence_studies,
+    head_of,
     numeric_string,
     parse_date,
     parse_time,
@@ -113,15 +116,15 @@ class MeasurementReportReader:
     def read(self) -> Report:
         ds = self.ds
         self._check_root()
-        check_content_tree(ds, self.label, self.limits, lambda item: value_of(item, "ContentSequence"))
+        check_content_tree(ds, self.label, self.limits, children)
         library = _ImageLibrary()
         groups: list[tuple[Dataset, str]] = []
         root_tp: dict = {}
         observer = None
-        for index, item in enumerate(value_of(ds, "ContentSequence") or (), start=1):
+        for index, item in enumerate(children(ds) or (), start=1):
             concept = concept_of(item)
             key = (concept.scheme, concept.value) if concept else None
-            vt = value_of(item, "ValueType")
+            vt = value_of(item, tag.VALUE_TYPE)
             if key in (IMAGING_MEASUREMENTS, DERIVED_MEASUREMENTS):
                 groups += self._groups_in(item, str(index))
             elif key == MEASUREMENT_GROUP and vt == "CONTAINER":
@@ -130,9 +133,9 @@ class MeasurementReportReader:
             elif key == IMAGE_LIBRARY:
                 library.scan(item)
             elif key == PERSON_OBSERVER and observer is None:
-                observer = clean_text(value_of(item, "PersonName"))
+                observer = clean_text(value_of(item, tag.PERSON_NAME))
             elif key in (DEVICE_OBSERVER_UID, DEVICE_OBSERVER_NAME) and observer is None:
-                observer = str(value_of(item, "UID") or value_of(item, "TextValue") or "").strip() or None
+                observer = str(value_of(item, tag.UID) or value_of(item, tag.TEXT_VALUE) or "").strip() or None
             elif key in _TIME_POINT_KEYS:
                 _time_point_item(item, key, root_tp)
         if not groups:
@@ -158,20 +161,20 @@ class MeasurementReportReader:
         concept = concept_of(ds)
         template = template_id(ds)
         is_title = concept is not None and (concept.scheme, concept.value) in REPORT_TITLES
-        if value_of(ds, "ValueType") not in (None, "CONTAINER") or not (is_title or template == "1500"):
+        if value_of(ds, tag.VALUE_TYPE) not in (None, "CONTAINER") or not (is_title or template == "1500"):
             title = f"{concept.meaning or concept.value}" if concept else "no document title"
             raise InputError(self.label, f"has no TID 1500 Imaging Measurement Report (document title: {title})")
         if not is_title:
             self.warn(f"document title {concept} is not one of CID 7021; read as TID 1500 from its template id")
-        if not value_of(ds, "ContentSequence"):
+        if not children(ds):
             raise InputError(self.label, "is a TID 1500 report with an empty content tree")
 
     def _groups_in(self, container: Dataset, path: str) -> list[tuple[Dataset, str]]:
         found = []
-        for index, item in enumerate(value_of(container, "ContentSequence") or (), start=1):
+        for index, item in enumerate(children(container) or (), start=1):
             concept = concept_of(item)
             is_group = concept is not None and (concept.scheme, concept.value) == MEASUREMENT_GROUP
-            if is_group and value_of(item, "ValueType") == "CONTAINER":
+            if is_group and value_of(item, tag.VALUE_TYPE) == "CONTAINER":
                 found.append((item, f"{path}.{index}"))
         return found
 
@@ -179,7 +182,7 @@ class MeasurementReportReader:
 
     def _report(self, sop_class, library: "_ImageLibrary", observer, time_point, findings) -> Report:
         ds = self.ds
-        sr_study = clean_text(value_of(ds, "StudyInstanceUID"))
+        sr_study = clean_text(value_of(ds, tag.STUDY_INSTANCE_UID))
         studies = evidence_studies(ds)
         study_uid = sr_study
         if len(studies) == 1:
@@ -189,22 +192,22 @@ class MeasurementReportReader:
                           "the measured study is used as the time point")
         elif len(studies) > 1:
             self.warn(f"the SR references images of {len(studies)} studies; its own study is used")
-        sop_instance = clean_text(value_of(ds, "SOPInstanceUID"))
+        sop_instance = clean_text(value_of(ds, tag.SOP_INSTANCE_UID))
         for uid, what in ((study_uid, "Study Instance UID"), (sop_instance, "SOP Instance UID")):
             if uid and len(uid) > MAX_UID_LENGTH:
                 self.warn(f"{what} is {len(uid)} characters, over the DICOM limit of {MAX_UID_LENGTH}")
         date, time, source = self._imaging_date(library, sr_study == study_uid)
-        patient_id = clean_text(value_of(ds, "PatientID"))
+        patient_id = clean_text(value_of(ds, tag.PATIENT_ID))
         if not patient_id:
             self.warn("no Patient ID: this report cannot be placed on a patient's timeline")
-        issuer = clean_text(value_of(ds, "IssuerOfPatientID"))
+        issuer = clean_text(value_of(ds, tag.ISSUER_OF_PATIENT_ID))
         if not issuer:
-            qualifiers = value_of(ds, "IssuerOfPatientIDQualifiersSequence")
+            qualifiers = value_of(ds, tag.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE)
             if qualifiers:
-                issuer = clean_text(value_of(qualifiers[0], "UniversalEntityID"))
-        content_date = parse_date(clean_text(value_of(ds, "ContentDate")))
-        content_time = parse_time(clean_text(value_of(ds, "ContentTime")))
-        sop_instance = clean_text(value_of(ds, "SOPInstanceUID"))
+                issuer = clean_text(value_of(qualifiers[0], tag.UNIVERSAL_ENTITY_ID))
+        content_date = parse_date(clean_text(value_of(ds, tag.CONTENT_DATE)))
+        content_time = parse_time(clean_text(value_of(ds, tag.CONTENT_TIME)))
+        sop_instance = clean_text(value_of(ds, tag.SOP_INSTANCE_UID))
         if not sop_instance:
             self.warn("no SOP Instance UID")
         return Report(
@@ -215,16 +218,16 @@ class MeasurementReportReader:
             patient_issuer=issuer,
             study_uid=study_uid,
             sr_study_uid=sr_study,
-            series_uid=clean_text(value_of(ds, "SeriesInstanceUID")),
-            accession=clean_text(value_of(ds, "AccessionNumber")),
+            series_uid=clean_text(value_of(ds, tag.SERIES_INSTANCE_UID)),
+            accession=clean_text(value_of(ds, tag.ACCESSION_NUMBER)),
             imaging_date=date,
             imaging_time=time,
             imaging_date_source=source,
             content_datetime=dt.datetime.combine(content_date, content_time or dt.time()) if content_date else None,
             modality=library.modality,
-            completion_flag=clean_text(value_of(ds, "CompletionFlag")),
-            verification_flag=clean_text(value_of(ds, "VerificationFlag")),
-            preliminary_flag=clean_text(value_of(ds, "PreliminaryFlag")),
+            completion_flag=clean_text(value_of(ds, tag.COMPLETION_FLAG)),
+            verification_flag=clean_text(value_of(ds, tag.VERIFICATION_FLAG)),
+            preliminary_flag=clean_text(value_of(ds, tag.PRELIMINARY_FLAG)),
             observer=observer,
             predecessors=predecessors(ds),
             time_point=time_point,
@@ -239,14 +242,14 @@ class MeasurementReportReader:
         if library.study_dates:
             return min(library.study_dates), library.study_time, "image-library"
         ds = self.ds
-        study_date = parse_date(clean_text(value_of(ds, "StudyDate")))
+        study_date = parse_date(clean_text(value_of(ds, tag.STUDY_DATE)))
         if study_date:
             if not sr_in_image_study:
                 self.warn("imaging date taken from the SR's own study, which is not the measured study")
-            return study_date, parse_time(clean_text(value_of(ds, "StudyTime"))), "sr-study-date"
+            return study_date, parse_time(clean_text(value_of(ds, tag.STUDY_TIME))), "sr-study-date"
         if library.acquisition_dates:
             return min(library.acquisition_dates), None, "image-library-acquisition"
-        content = parse_date(clean_text(value_of(ds, "ContentDate")))
+        content = parse_date(clean_text(value_of(ds, tag.CONTENT_DATE)))
         if content:
             self.warn("no study date: the SR content date is used as the imaging date")
             return content, None, "content-date"
@@ -257,7 +260,7 @@ class MeasurementReportReader:
 
     def _finding(self, group: Dataset, path: str) -> Finding | None:
         g = _GroupState()
-        for index, item in enumerate(value_of(group, "ContentSequence") or (), start=1):
+        for index, item in enumerate(children(group) or (), start=1):
             self._group_item(g, item, f"{path}.{index}")
         name = g.label or g.tracking_identifier or f"group at item {path}"
         if g.tracking_uid is None and g.num_tracking_uid:
@@ -294,31 +297,29 @@ class MeasurementReportReader:
             template=template_id(group),
             method=g.method,
             time_point=_time_point(g.time_point),
-            provenance=Provenance(path=path, observation_uid=clean_text(value_of(group, "ObservationUID")),
+            provenance=Provenance(path=path, observation_uid=clean_text(value_of(group, tag.OBSERVATION_UID)),
                                   referenced_sop_instance_uid=g.ref_sop, graphic_type=g.graphic_type),
         )
 
     def _group_item(self, g: "_GroupState", item: Dataset, path: str) -> None:
-        vt = value_of(item, "ValueType")
-        concept = concept_of(item)
-        key = (concept.scheme, concept.value) if concept else None
+        vt, concept, key = head_of(item)
         if vt == "NUM":
             if key in _TIME_POINT_KEYS:
                 _time_point_item(item, key, g.time_point)
-            elif value_of(item, "RelationshipType") in ("CONTAINS", None) and concept is not None:
+            elif value_of(item, tag.RELATIONSHIP_TYPE) in ("CONTAINS", None) and concept is not None:
                 measurement = self._measurement(item, concept, path, g)
                 if measurement is not None:
                     g.measurements.append(measurement)
             return
         if key == TRACKING_ID:
-            text = clean_text(value_of(item, "TextValue"))
+            text = clean_text(value_of(item, tag.TEXT_VALUE))
             if g.tracking_identifier is None:
                 g.tracking_identifier = text
             elif text and text != g.tracking_identifier:
                 self.warn(f"two Tracking Identifiers in one group ({g.tracking_identifier!r}, {text!r}); "
                           "the first is used")
         elif key == TRACKING_UID:
-            uid = clean_text(value_of(item, "UID"))
+            uid = clean_text(value_of(item, tag.UID))
             if g.tracking_uid is None:
                 g.tracking_uid = uid
             elif uid and uid != g.tracking_uid:
@@ -337,7 +338,7 @@ class MeasurementReportReader:
                 g.label = g.label or value.meaning.strip() or None
             elif value is not None and g.site is None:
                 g.site = value
-                for child in value_of(item, "ContentSequence") or ():
+                for child in children(item) or ():
                     child_key = concept_key(child)
                     if child_key == LATERALITY:
                         g.laterality = g.laterality or value_code(child)
@@ -348,7 +349,7 @@ class MeasurementReportReader:
         elif key == METHOD and vt == "CODE":
             g.method = g.method or value_code(item)
         elif key == COMMENT and vt == "TEXT":
-            g.label = g.label or clean_text(value_of(item, "TextValue"))
+            g.label = g.label or clean_text(value_of(item, tag.TEXT_VALUE))
         elif key == BASELINE_CATEGORY and vt == "CODE":
             value = value_code(item)
             role = ROLE_BY_VALUE.get((value.scheme, value.value)) if value else None
@@ -360,7 +361,7 @@ class MeasurementReportReader:
         elif key in _TIME_POINT_KEYS:
             _time_point_item(item, key, g.time_point)
         elif vt in ("SCOORD", "SCOORD3D"):
-            g.graphic_type = g.graphic_type or clean_text(value_of(item, "GraphicType"))
+            g.graphic_type = g.graphic_type or clean_text(value_of(item, tag.GRAPHIC_TYPE))
             g.ref_sop = g.ref_sop or selected_from(item)
         elif vt == "IMAGE":
             g.ref_sop = g.ref_sop or referenced_sop(item)
@@ -371,25 +372,25 @@ class MeasurementReportReader:
             if value is not None:
                 g.qualitative.append(Qualitative(concept, value))
         elif vt == "TEXT" and concept is not None:
-            text = clean_text(value_of(item, "TextValue"))
+            text = clean_text(value_of(item, tag.TEXT_VALUE))
             if text:
                 g.qualitative.append(Qualitative(concept, text))
 
     def _measurement(self, item: Dataset, concept: Code, path: str, g: "_GroupState") -> Measurement | None:
         if tables.is_not_a_measurement(concept):
-            if not value_of(item, "MeasuredValueSequence"):
+            if not value_of(item, tag.MEASURED_VALUE_SEQUENCE):
                 self.warn(f"{g.name(path)}: {concept.meaning or concept.value} at item {path} has no value "
                           "(a point or label marker, not a measurement); skipped")
             return None
-        values = value_of(item, "MeasuredValueSequence")
+        values = value_of(item, tag.MEASURED_VALUE_SEQUENCE)
         if not values:
-            qualifier = code_of(value_of(item, "NumericValueQualifierCodeSequence"))
+            qualifier = code_of(value_of(item, tag.NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE))
             why = f" ({qualifier.meaning or qualifier.value})" if qualifier else ""
             self.warn(f"{g.name(path)}: {concept.meaning or concept.value} at item {path} has no value{why}; skipped")
             return None
         mv = values[0]
         raw = numeric_string(mv)
-        unit = code_of(value_of(mv, "MeasurementUnitsCodeSequence"))
+        unit = code_of(value_of(mv, tag.MEASUREMENT_UNITS_CODE_SEQUENCE))
         try:
             number = Decimal(raw) if raw is not None else None
         except InvalidOperation:
@@ -400,9 +401,9 @@ class MeasurementReportReader:
             return None
         derivation = method = None
         ref_sop = graphic = None
-        for child in value_of(item, "ContentSequence") or ():
+        for child in children(item) or ():
             child_key = concept_key(child)
-            child_vt = value_of(child, "ValueType")
+            child_vt = value_of(child, tag.VALUE_TYPE)
             if child_key == DERIVATION:
                 derivation = derivation or value_code(child)
             elif child_key == METHOD:
@@ -412,13 +413,13 @@ class MeasurementReportReader:
                 if site is not None and not tables.is_free_text_label(site):
                     g.num_site = site
             elif child_key == TRACKING_UID and g.num_tracking_uid is None:
-                g.num_tracking_uid = clean_text(value_of(child, "UID"))
+                g.num_tracking_uid = clean_text(value_of(child, tag.UID))
             elif child_vt in ("SCOORD", "SCOORD3D"):
-                graphic = graphic or clean_text(value_of(child, "GraphicType"))
+                graphic = graphic or clean_text(value_of(child, tag.GRAPHIC_TYPE))
                 ref_sop = ref_sop or selected_from(child)
             elif child_vt == "IMAGE":
                 ref_sop = ref_sop or referenced_sop(child)
-        kind, value, unit_code, quarantined = self._normalise(concept, number, unit, g.name(path), path)
+        kind, value, unit_code, quarantined = self._normalise(concept, number, unit, g, path)
         return Measurement(
             kind=kind,
             concept=concept,
@@ -429,24 +430,24 @@ class MeasurementReportReader:
             derivation=derivation,
             method=method,
             quarantined=quarantined,
-            provenance=Provenance(path=path, observation_uid=clean_text(value_of(item, "ObservationUID")),
+            provenance=Provenance(path=path, observation_uid=clean_text(value_of(item, tag.OBSERVATION_UID)),
                                   referenced_sop_instance_uid=ref_sop, graphic_type=graphic),
         )
 
-    def _normalise(self, concept: Code, number: Decimal, unit: Code | None, name: str, path: str):
+    def _normalise(self, concept: Code, number: Decimal, unit: Code | None, g: "_GroupState", path: str):
         """Kind from concept and unit dimension; value converted to mm / mm2 / mm3 when it is a size."""
         rule = tables.concept_rule(concept)
         unit_value = unit.value if unit else ""
         unit_rule = tables.unit_rule(unit_value)
         what = concept.meaning or concept.value
         if unit is not None and unit_rule.dimension and unit.scheme != "UCUM":
-            self.warn(f"{name}: unit {unit_value!r} of {what} at item {path} is coded in {unit.scheme}, "
+            self.warn(f"{g.name(path)}: unit {unit_value!r} of {what} at item {path} is coded in {unit.scheme}, "
                       "not UCUM; read as the UCUM unit of that name")
         sized = size_of(rule, number, unit_value, unit.meaning if unit else "")
         if sized.quarantined:
-            self.warn(f"{name}: {what} {number} at item {path} quarantined: {sized.quarantined}")
+            self.warn(f"{g.name(path)}: {what} {number} at item {path} quarantined: {sized.quarantined}")
         if sized.dimension_conflict:
-            self.warn(f"{name}: {what} at item {path} {sized.dimension_conflict}; read as {sized.kind.value}")
+            self.warn(f"{g.name(path)}: {what} at item {path} {sized.dimension_conflict}; read as {sized.kind.value}")
         return sized.kind, sized.value, sized.unit, sized.quarantined
 
 
@@ -492,29 +493,29 @@ class _ImageLibrary:
         self.modality: str | None = None
 
     def scan(self, library: Dataset) -> None:
-        for group in value_of(library, "ContentSequence") or ():
-            self._context(value_of(group, "ContentSequence") or ())
+        for group in children(library) or ():
+            self._context(children(group) or ())
             if self.study_dates:
                 continue
-            for entry in value_of(group, "ContentSequence") or ():  # PixelMed puts the context under each IMAGE
-                if value_of(entry, "ValueType") == "IMAGE":
-                    self._context(value_of(entry, "ContentSequence") or ())
+            for entry in children(group) or ():  # PixelMed puts the context under each IMAGE
+                if value_of(entry, tag.VALUE_TYPE) == "IMAGE":
+                    self._context(children(entry) or ())
                     if self.study_dates:
                         break
 
     def _context(self, items) -> None:
         for item in items:
-            if value_of(item, "RelationshipType") != "HAS ACQ CONTEXT":
+            if value_of(item, tag.RELATIONSHIP_TYPE) != "HAS ACQ CONTEXT":
                 continue
             key = concept_key(item)
             if key == STUDY_DATE:
-                date = parse_date(clean_text(value_of(item, "Date")))
+                date = parse_date(clean_text(value_of(item, tag.DATE)))
                 if date:
                     self.study_dates.add(date)
             elif key == STUDY_TIME and self.study_time is None:
-                self.study_time = parse_time(clean_text(value_of(item, "Time")))
+                self.study_time = parse_time(clean_text(value_of(item, tag.TIME)))
             elif key == ACQUISITION_DATE:
-                date = parse_date(clean_text(value_of(item, "Date")))
+                date = parse_date(clean_text(value_of(item, tag.DATE)))
                 if date:
                     self.acquisition_dates.add(date)
             elif key == MODALITY and self.modality is None:
@@ -524,13 +525,13 @@ class _ImageLibrary:
 
 def _time_point_item(item: Dataset, key, state: dict) -> None:
     if key in (TIME_POINT, SUBJECT_TIME_POINT_ID):
-        state.setdefault("identifier", clean_text(value_of(item, "TextValue")))
+        state.setdefault("identifier", clean_text(value_of(item, tag.TEXT_VALUE)))
     elif key == PROTOCOL_TIME_POINT_ID:
-        state.setdefault("protocol_identifier", clean_text(value_of(item, "TextValue")))
+        state.setdefault("protocol_identifier", clean_text(value_of(item, tag.TEXT_VALUE)))
     elif key == TIME_POINT_TYPE:
         state.setdefault("type", value_code(item))
     elif key == TIME_POINT_ORDER:
-        values = value_of(item, "MeasuredValueSequence")
+        values = value_of(item, tag.MEASURED_VALUE_SEQUENCE)
         raw = numeric_string(values[0]) if values else None
         try:
             state.setdefault("order", Decimal(raw) if raw else None)
