@@ -63,7 +63,8 @@ class FastDataset(dict):
 
     `encoding` is the file's text encoding. `code` memoises the Code this item encodes
     (sr_items.code_of), `head` the value type and concept of this content item (sr_items.head_of):
-    cached items are shared between content items and files, so each is worked out once."""
+    cached items are shared between content items and files, so each is worked out once. Both start
+    as None."""
 
     __slots__ = ("encoding", "code", "head")
 
@@ -194,7 +195,7 @@ class _Parser:
         """Elements from pos up to end or up to an item delimiter; returns the position after it."""
         data = self.data
         ds = FastDataset()
-        ds.encoding, ds.head = self.encoding, None
+        ds.encoding, ds.code, ds.head = self.encoding, None, None
         while pos < end:
             group, element, vr, length, long_length = _explicit_long_header(data, pos)
             if vr in SHORT_VRS:
@@ -218,7 +219,7 @@ class _Parser:
     def implicit_dataset(self, pos: int, end: int) -> tuple[FastDataset, int]:
         data = self.data
         ds = FastDataset()
-        ds.encoding, ds.head = self.encoding, None
+        ds.encoding, ds.code, ds.head = self.encoding, None, None
         while pos < end:
             group, element, length = _implicit_header(data, pos)
             tag = (group << 16) | element

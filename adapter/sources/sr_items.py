@@ -56,16 +56,14 @@ def code_of(sequence) -> Code | None:
         return None
     item = sequence[0]
     if type(item) is FastDataset:
-        try:
-            return item.code
-        except AttributeError:
+        if item.code is None:  # not worked out yet (or no code, worked out again: rare)
             try:
                 item.code = _fast_code(item.get(tag.CODE_VALUE), item.get(tag.LONG_CODE_VALUE),
                                        item.get(tag.URN_CODE_VALUE), item.get(tag.CODING_SCHEME_DESIGNATOR),
                                        item.get(tag.CODE_MEANING), item.encoding)
             except TypeError:  # an element holding a sequence: not a code the fast path reads
                 raise NeedsPydicom("a code element holding a sequence") from None
-            return item.code
+        return item.code
     value = _field(item, tag.CODE_VALUE) or _field(item, tag.LONG_CODE_VALUE) or _field(item, tag.URN_CODE_VALUE)
     if value is None:
         return None
