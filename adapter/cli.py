@@ -120,7 +120,8 @@ def assess(
 
 
 def _stored_outcomes(database: str, patient: str) -> list[Outcome]:
-    """The patient's current reports in the store, as if read from one input named by the database."""
+    """The patient's current reports in the store, as if read from one input named by the database. A
+    patient still queued is assessed first, so the stored assessment (and its delivery) catch up too."""
     from .service.commands import open_store
     from .service.config import ConfigError, Settings
 
@@ -129,6 +130,9 @@ def _stored_outcomes(database: str, patient: str) -> list[Outcome]:
     except ConfigError as exc:
         _usage(str(exc))
     try:
+        for failure in [a for a in store.assess_now(patient) if a.error]:
+            sys.stderr.write(f"{store.describe()} --patient {patient}: the stored assessment could not be made "
+                             f"({failure.error}); it stays queued\n")
         reports = store.reports_of(patient)
     finally:
         store.close()
@@ -180,11 +184,13 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
     database: DatabaseOpt = None,
     config: ConfigOpt = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Service processes sharing the port and the "
+                                                                  "store; default 1.")] = None,
 ) -> None:
     """The HTTP service for integration engines (FastAPI + uvicorn), with delivery to the EHR."""
     from .service import commands
 
-    settings = _service_settings(config, database=database)
+    settings = _service_settings(config, database=database, workers=workers)
     _service_run(lambda: commands.serve(settings, host, port))
 
 

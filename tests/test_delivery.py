@@ -38,9 +38,13 @@ def deliveries(service: Service, status: str) -> list[dict]:
 
 
 def ingest(service: Service, series: list[bytes]) -> None:
+    """Each SR, then its patient's assessment read (which makes it, if the worker has not yet): one
+    assessment, so one delivery, per SR, as the Bundles in `expected_bundles` are."""
     with service.client() as client:
         for data in series:
-            assert client.post("/dicom", content=data, headers=DICOM).status_code == 201
+            posted = client.post("/dicom", content=data, headers=DICOM)
+            assert posted.status_code == 201
+            assert client.get(posted.json()["patients"][0]["assessment_url"]).status_code == 200
 
 
 @pytest.fixture(scope="module")

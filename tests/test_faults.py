@@ -43,6 +43,15 @@ def expected_bundle(series: list[bytes]) -> dict:
     return json.loads(json.dumps(bundle_of(result)))
 
 
+def post_and_read(client: httpx.Client, series: list[bytes]) -> None:
+    """Each SR, then its patient's assessment read (which makes it, if the worker has not yet): one
+    assessment, so one delivery, per SR."""
+    for data in series:
+        posted = client.post("/dicom", content=data, headers=DICOM)
+        assert posted.status_code == 201
+        assert client.get(posted.json()["patients"][0]["assessment_url"]).status_code == 200
+
+
 def check_store(database: str, patients: dict[str, list[bytes]]) -> None:
     """Nothing lost, nothing twice, nothing half-written: one document and one report per SR sent, every
     assessment complete (result and Bundle), the latest per patient equal to the library's, and no two
@@ -142,6 +151,7 @@ def test_a_full_disk_refuses_with_503_and_loses_nothing(tmp_path):
     settings = Settings(database=database, api_tokens=TOKEN)
     with TestClient(create_app(settings, store)) as client:
         assert client.post("/dicom", content=oligo[0], headers=DICOM | WRITE).status_code == 201
+        assert client.get(f"/patients/{OLIGO.patient_id}/assessment", headers=WRITE).status_code == 200  # assessed
         with store.engine.connect() as connection:
             pages["limit"] = connection.exec_driver_sql("PRAGMA page_count").scalar()
         store.engine.dispose()
@@ -193,8 +203,7 @@ def test_an_ehr_slow_then_failing_then_back_gets_every_assessment_once(database_
                           **FAST_RETRIES).start()
         try:
             with service.client() as client:
-                for data in series:
-                    assert client.post("/dicom", content=data, headers=DICOM).status_code == 201
+                post_and_read(client, series)
                 wait_until(lambda: len(client.get("/deliveries?status=delivered").json()["deliveries"]) == 3,
                            "every delivery after the EHR recovered")
                 rows = client.get("/deliveries").json()["deliveries"]
@@ -212,8 +221,7 @@ def test_an_ehr_that_is_not_there_at_all_gets_everything_when_it_starts(database
     service = Service(database_url, tmp_path, ehr_base_url=f"http://127.0.0.1:{port}/fhir", **FAST_RETRIES).start()
     try:
         with service.client() as client:
-            for data in series:
-                assert client.post("/dicom", content=data, headers=DICOM).status_code == 201
+            post_and_read(client, series)
             wait_until(lambda: (client.get("/deliveries").json()["deliveries"][0]["attempts"] or 0) >= 3,
                        "connection attempts to the absent EHR")
             assert "ConnectError" in client.get("/deliveries").json()["deliveries"][0]["last_error"]
@@ -274,8 +282,7 @@ def test_killed_during_delivery_delivers_everything_after_the_restart(database_u
         service = Service(database_url, tmp_path, ehr_base_url=ehr.base, delivery_lease_seconds=1,
                           **FAST_RETRIES).start()
         with service.client() as client:
-            for data in series:
-                assert client.post("/dicom", content=data, headers=DICOM).status_code == 201
+            post_and_read(client, series)
         wait_until(lambda: getattr(ehr, "in_flight", 0) >= 1, "a delivery in flight")
         service.stop(signal.SIGKILL)
         service.start()

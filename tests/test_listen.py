@@ -25,7 +25,7 @@ OLIGO, POLY = demo_patients()
 SUCCESS, CANNOT_UNDERSTAND = 0x0000, 0xC000
 CORPUS_SRS = ("tid1500-fhir/rsna2018_dataset4/1.dcm", "_derived/hl7-dicom-sr/Example-MeasurementReport.fixed-accession.dcm",
               "highdicom/sr_document_with_multiple_groups.dcm")
-EMPTY = {"documents": 0, "reports": 0, "assessments": 0, "outbox": 0}
+EMPTY = {"documents": 0, "reports": 0, "assessments": 0, "outbox": 0, "assessment_queue": 0}
 
 
 def write(folder: Path, series: list[bytes], stem: str) -> list[Path]:
@@ -42,7 +42,9 @@ def as_json(value) -> object:
 
 @pytest.fixture
 def listener(database_url, tmp_path):  # noqa: F811
-    running = ListenerProcess(database_url, tmp_path, "--allow-ae", "STORESCU", "--allow-ae", "ROUTER").start()
+    # the worker waits an hour: only reading a patient's assessment (read your writes) assesses it here
+    running = ListenerProcess(database_url, tmp_path, "--allow-ae", "STORESCU", "--allow-ae", "ROUTER",
+                              assessment_delay_seconds=3600).start()
     yield running
     assert running.stop() == 0, running.output()
 
@@ -63,8 +65,8 @@ def test_corpus_and_generated_srs_are_stored_and_assessed(listener, corpus, tmp_
     assert [(tp["date"], tp["state"]) for tp in kidney] == [("1987-06-20", "baseline")]
     assert "baseline sum of diameters 66.4 mm over 1 target lesion(s)" in kidney[0]["reasons"]
     assert latest(listener.database, "PID-11235") is not None and latest(listener.database, "1CT1") is not None
-    before = counts(listener.database)
-    assert before == {"documents": 6, "reports": 6, "assessments": 6, "outbox": 0}
+    before = counts(listener.database)  # the oligo patient's three SRs arrived together: one assessment
+    assert before == {"documents": 6, "reports": 6, "assessments": 4, "outbox": 0, "assessment_queue": 0}
 
     # sending everything again (another allowed sender) is acknowledged and changes nothing
     again = storescu(listener.port, files, calling="ROUTER")
@@ -123,7 +125,9 @@ def test_refused_instances_get_their_dimse_outcome_and_nothing_is_stored(corpus,
         # the listener is still up, and a good SR afterwards is stored
         accepted = storescu(running.port, good)
         assert accepted.statuses == [SUCCESS], accepted.output
-        assert counts(running.database) == {"documents": 1, "reports": 1, "assessments": 1, "outbox": 0}
+        assert latest(running.database, POLY.patient_id) is not None
+        assert counts(running.database) == {"documents": 1, "reports": 1, "assessments": 1, "outbox": 0,
+                                            "assessment_queue": 0}
     finally:
         assert running.stop() == 0, running.output()
 
@@ -167,9 +171,12 @@ def test_delivery_to_the_ehr_never_holds_the_association(tmp_path):
                                   delivery_poll_seconds=0.2).start()
         try:
             series = make_series(POLY)
-            sent = storescu(running.port, write(tmp_path / "sr", series, "poly"))
-            # acknowledged while the EHR refuses every delivery: stored, assessed, queued
-            assert sent.statuses == [SUCCESS] * 3, sent.output
+            for number, path in enumerate(write(tmp_path / "sr", series, "poly"), start=1):
+                sent = storescu(running.port, [path])
+                # acknowledged while the EHR refuses every delivery: stored, then assessed (here when it is
+                # read, so each SR gives its own assessment) and queued for delivery
+                assert sent.statuses == [SUCCESS], sent.output
+                assert len(latest(running.database, POLY.patient_id).result["timepoints"]) == number
             wait_until(lambda: ehr.tries() >= 2, "delivery attempts against the EHR that is down")
             assert ehr.accepted == []
             ehr.down = False

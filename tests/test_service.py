@@ -41,28 +41,39 @@ def service(database_url, tmp_path):  # noqa: F811
     running.stop()
 
 
-def test_ingest_serve_and_resend(service):
+def test_ingest_serve_and_resend(database_url, tmp_path):  # noqa: F811
     series = make_series(OLIGO)
-    with service.client() as client:
-        first = client.post("/dicom", content=series[0], headers=DICOM)
-        assert first.status_code == 201 and first.json()["status"] == "stored"
-        body, headers = stow(series[1:])
-        stored = client.post("/studies", content=body, headers=headers)
-        assert stored.status_code == 200
-        assert [r["status"] for r in stored.json()["results"]] == ["stored", "stored"]
-        health = client.get("/health").json()["counts"]
-        served = client.get(f"/patients/{OLIGO.patient_id}/assessment")
-        # resending every SR, one by one and as one STOW request, changes nothing
-        for data in series:
-            again = client.post("/dicom", content=data, headers=DICOM)
-            assert again.status_code == 200 and again.json()["status"] == "unchanged"
-        assert client.post("/studies", content=body, headers=headers).json()["results"][0]["status"] == "unchanged"
-        assert client.get("/health").json()["counts"] == health
-        assert client.get(f"/patients/{OLIGO.patient_id}/assessment").json() == served.json()
+    # the worker waits an hour: only reading the assessment (read your writes) makes it here
+    service = Service(database_url, tmp_path, assessment_delay_seconds=3600).start()
+    try:
+        with service.client() as client:
+            first = client.post("/dicom", content=series[0], headers=DICOM)
+            assert first.status_code == 201 and first.json()["status"] == "stored"
+            assert first.json()["assessment"] == "queued"
+            body, headers = stow(series[1:])
+            stored = client.post("/studies", content=body, headers=headers)
+            assert stored.status_code == 200
+            assert [r["status"] for r in stored.json()["results"]] == ["stored", "stored"]
+            queued = client.get("/health").json()
+            served = client.get(f"/patients/{OLIGO.patient_id}/assessment")
+            health = client.get("/health").json()["counts"]
+            # resending every SR, one by one and as one STOW request, changes nothing
+            for data in series:
+                again = client.post("/dicom", content=data, headers=DICOM)
+                assert again.status_code == 200 and again.json()["status"] == "unchanged"
+                assert again.json()["assessment"] == "unchanged"
+            assert client.post("/studies", content=body, headers=headers).json()["results"][0]["status"] == \
+                "unchanged"
+            assert client.get("/health").json()["counts"] == health
+            assert client.get(f"/patients/{OLIGO.patient_id}/assessment").json() == served.json()
+    finally:
+        service.stop()
     (expected,) = adapter.assess(adapter.read_sr(d) for d in series)
     assert served.status_code == 200 and served.headers["content-type"].startswith("application/fhir+json")
     assert served.json() == json.loads(json.dumps(bundle_of(expected)))
-    assert health == {"documents": 3, "reports": 3, "assessments": 3, "outbox": 0}
+    assert queued["counts"]["assessments"] == 0 and queued["assessment_queue"] == {"waiting": 1, "failing": 0}
+    # three SRs of one patient, none assessed before the read: one assessment of all three
+    assert health == {"documents": 3, "reports": 3, "assessments": 1, "outbox": 0, "assessment_queue": 0}
 
 
 def test_dicom_json_and_fhir_inputs(service):
@@ -92,7 +103,7 @@ def test_assess_is_stateless(service):
     assert response.status_code == 200 and response.json() == json.loads(json.dumps(bundle_of(expected)))
     assert [tp.state for tp in expected.timepoints] == ["baseline", "no-progression", "polyprogression"]
     assert single.status_code == 200 and single.json()["resourceType"] == "Bundle"
-    assert before == after == {"documents": 0, "reports": 0, "assessments": 0, "outbox": 0}
+    assert before == after == {"documents": 0, "reports": 0, "assessments": 0, "outbox": 0, "assessment_queue": 0}
     assert missing.status_code == 404
 
 

@@ -39,13 +39,16 @@ def test_series_is_stored_and_assessed_like_the_library(store):
     for number, data in enumerate(series):
         result = store.ingest(data, label=f"sr-{number}.dcm")
         assert result.status == "stored" and [r["status"] for r in result.reports] == ["new"]
+        assert result.to_dict()["assessment"] == "queued" and [p[0] for p in result.queued] == [patient.patient_id]
+        (drained,) = store.drain()  # each SR assessed before the next arrives: one assessment per SR
+        assert drained.assessment_id and drained.delivery_id and not drained.error
     latest = store.latest_assessment(patient.patient_id)
     (expected,) = adapter.assess(adapter.read_sr(d) for d in series)
     assert states(latest.result) == OLIGO_STATES
     assert latest.result == json.loads(json.dumps(expected.to_dict()))
     assert latest.bundle == json.loads(json.dumps(bundle_of(expected)))
     assert latest.bundle["resourceType"] == "Bundle" and latest.bundle["type"] == "transaction"
-    assert store.counts() == {"documents": 3, "reports": 3, "assessments": 3, "outbox": 3}
+    assert store.counts() == {"documents": 3, "reports": 3, "assessments": 3, "outbox": 3, "assessment_queue": 0}
 
 
 def test_documents_are_kept_byte_for_byte(store):
@@ -56,6 +59,8 @@ def test_documents_are_kept_byte_for_byte(store):
         assert document.body == data
         assert document.sha256 == hashlib.sha256(data).hexdigest()
         assert (document.kind, document.label, document.size) == ("dicom", "first.dcm", len(data))
+        (report,) = session.scalars(select(StoredReport)).all()
+        assert report.normalised == json.loads(json.dumps(adapter.read_sr(data).to_dict(), default=str))
 
 
 def test_resending_changes_nothing_in_any_encoding(store):
@@ -129,6 +134,8 @@ def test_reports_without_an_ehr_go_to_no_outbox(database_url):  # noqa: F811
     store = Store.open(database_url)
     try:
         store.ingest(make_series(demo_patients()[1])[0], label="x.dcm")
+        (drained,) = store.drain()
+        assert drained.assessment_id and drained.delivery_id is None
         assert store.counts()["outbox"] == 0 and store.counts()["assessments"] == 1
     finally:
         store.close()
@@ -139,8 +146,9 @@ def test_migrations_reach_the_newest_revision_and_reopening_is_harmless(store, d
     again = Store.open(database_url)
     try:
         with again.engine.connect() as connection:
-            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
-            assert {"documents", "reports", "assessments", "outbox"} <= set(inspect(connection).get_table_names())
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
+            assert {"documents", "reports", "assessments", "outbox", "assessment_queue"} <= \
+                set(inspect(connection).get_table_names())
         assert again.counts()["documents"] == 1
     finally:
         again.close()

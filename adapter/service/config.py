@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     database: str = "oligo.sqlite3"
+    sqlite_synchronous: str = "normal"  # full: every commit synced to disk (power-loss safe, ~10 ms a commit)
     api_tokens: str = ""  # comma-separated; each SECRET or sha256:HEX, optionally ";read" (GET only)
     allow_anonymous: bool = False  # no api_tokens and this false: the service refuses to start
     max_body_bytes: int = 64 * 1024 * 1024
@@ -32,6 +33,7 @@ class Settings:
     max_json_array_items: int = DEFAULT_LIMITS.max_json_array_items  # FHIR JSON array length
     request_timeout_seconds: float = 60.0  # a request body must have arrived within this (else 408)
     keep_alive_seconds: float = 5.0  # idle keep-alive connections are closed after this
+    workers: int = 1  # oligo serve: processes sharing the port and the store
     tls_certfile: str = ""  # PEM certificate (chain); set together with tls_keyfile: HTTPS
     tls_keyfile: str = ""  # PEM private key
     preset: str = DEFAULT_PRESET
@@ -50,6 +52,10 @@ class Settings:
     delivery_max_attempts: int = 50
     delivery_timeout_seconds: float = 30.0
     delivery_lease_seconds: float = 120.0
+    assessment_delay_seconds: float = 0.5  # a patient is assessed once no report of it arrived for this long
+    assessment_poll_seconds: float = 5.0
+    assessment_lease_seconds: float = 60.0  # a patient being assessed is that process's for this long
+    assessment_retry_seconds: float = 30.0  # a failed assessment is tried again after this, doubling to an hour
     listen_ae_title: str = "OLIGO"  # oligo listen: our AE title (associations addressed to another are rejected)
     listen_allowed_aets: str = ""  # comma-separated calling AE titles let in; empty: any
     listen_max_associations: int = 10
@@ -85,12 +91,15 @@ class Settings:
                        if not getattr(self, n)]
             if missing:
                 raise ConfigError(f"ehr_auth = smart needs {', '.join(missing)}")
-        if self.max_body_bytes <= 0 or self.delivery_max_attempts <= 0:
-            raise ConfigError("max_body_bytes and delivery_max_attempts must be positive")
+        if self.max_body_bytes <= 0 or self.delivery_max_attempts <= 0 or self.workers <= 0:
+            raise ConfigError("max_body_bytes, delivery_max_attempts and workers must be positive")
         for name in ("max_tree_depth", "max_content_items", "max_json_depth", "max_json_array_items",
-                     "request_timeout_seconds", "keep_alive_seconds"):
+                     "request_timeout_seconds", "keep_alive_seconds", "assessment_poll_seconds",
+                     "assessment_lease_seconds", "assessment_retry_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: must be positive")
+        if self.assessment_delay_seconds < 0:
+            raise ConfigError(f"assessment_delay_seconds = {self.assessment_delay_seconds!r}: must not be negative")
         if bool(self.tls_certfile) != bool(self.tls_keyfile):
             raise ConfigError("tls_certfile and tls_keyfile go together: set both for HTTPS, or neither")
         self._check_listener()
@@ -99,6 +108,12 @@ class Settings:
         """The bounds every received document is read under."""
         return ReadLimits(self.max_tree_depth, self.max_content_items, self.max_json_depth,
                           self.max_json_array_items)
+
+    def store_options(self) -> dict:
+        """Store.open's keyword arguments for these settings."""
+        return {"preset": self.preset, "delivery_target": self.ehr_base_url or None, "limits": self.read_limits(),
+                "lease_seconds": self.assessment_lease_seconds, "retry_seconds": self.assessment_retry_seconds,
+                "sqlite_synchronous": self.sqlite_synchronous}
 
     def _check_listener(self) -> None:
         for title in [self.listen_ae_title, *self.allowed_calling_aets()]:

@@ -13,19 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
-from ..logsafe import describe_failure
 from ..store import Store
 from ..store.schema import Delivery, StoredAssessment
 from ..store.store import utcnow
 from .config import Settings
 from .ehr_auth import AuthFailure, NoAuth, ehr_auth
+from .worker import Worker
 
 log = logging.getLogger("oligo.delivery")
 RETRYABLE_CLIENT_ERRORS = frozenset({401, 408, 425, 429})
@@ -53,15 +52,19 @@ def backoff_seconds(attempts: int, base: float, ceiling: float) -> float:
     return min(ceiling, base * (2 ** max(0, attempts - 1)))
 
 
-class Deliverer:
+class Deliverer(Worker):
+    name = "oligo-delivery"
+
     def __init__(self, store: Store, settings: Settings, auth: NoAuth | None = None,
                  transport: httpx.BaseTransport | None = None):
+        super().__init__()
         self.store, self.settings = store, settings
         self.auth = auth if auth is not None else ehr_auth(settings)
         self.client = httpx.Client(timeout=settings.delivery_timeout_seconds, transport=transport)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    @property
+    def poll_seconds(self) -> float:
+        return self.settings.delivery_poll_seconds
 
     # --- one delivery at a time ---------------------------------------------------------------------
 
@@ -143,31 +146,11 @@ class Deliverer:
 
     # --- the background worker ----------------------------------------------------------------------
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="oligo-delivery", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
+        super().stop()
         self.client.close()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception as exc:  # a database hiccup must not end deliveries for good
-                log.error("delivery worker: unexpected error, retrying after the poll interval: %s",
-                          describe_failure(exc))
-            self._wake.wait(self._next_wait())
-            self._wake.clear()
-
-    def _next_wait(self) -> float:
+    def next_wait(self) -> float:
         """Until the next due delivery, at most the poll interval."""
         with self.store.session() as session:
             rows = session.execute(select(Delivery.next_attempt_at, Delivery.lease_until)

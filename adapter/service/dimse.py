@@ -1,8 +1,8 @@
 """`oligo listen`: a DICOM C-STORE SCP (pynetdicom) for PACS, viewers and DICOM routers.
 
-Each received SR takes the same path as `POST /dicom`: the store's ingest (stored durably, then the
-patient reassessed in the same transaction), and the outbox worker delivers the new assessment to the EHR
-off the association. The C-STORE is answered only after ingest committed, so a Success status means the
+Each received SR takes the same path as `POST /dicom`: the store's ingest (stored durably, its patient
+queued for assessment in the same transaction); the assessment worker assesses the patient and the outbox
+worker delivers the new assessment to the EHR, both off the association. The C-STORE is answered only after ingest committed, so a Success status means the
 SR is in the database; a resend of the same SR is harmless.
 
 DIMSE outcomes:
@@ -65,7 +65,7 @@ class Listener:
 
     def __init__(self, store: Store, options: ListenerOptions, on_stored=None):
         self.store, self.options = store, options
-        self.on_stored = on_stored  # called with each IngestResult (e.g. to wake the outbox worker)
+        self.on_stored = on_stored  # called with each IngestResult (e.g. to wake the assessment worker)
         self._server = None
         self._ae = self._application_entity()
 
@@ -117,7 +117,7 @@ class Listener:
         except Exception as exc:  # the database is down or full: the sender may retry later
             log.exception("%s could not be stored", label)
             return _status(OUT_OF_RESOURCES, f"the store cannot take it now ({exc.__class__.__name__})")
-        log.info("%s %s: %d new assessment(s)", label, result.status, len(result.assessments))
+        log.info("%s %s: assessment %s", label, result.status, result.assessment)
         if self.on_stored is not None:
             self.on_stored(result)
         return SUCCESS

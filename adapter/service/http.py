@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,10 +24,11 @@ from .. import __version__
 from ..logsafe import describe_failure
 from ..assess import assess_timelines, preset_names
 from ..errors import InputError
-from ..store import Store, bundle_of
+from ..store import AssessmentFailed, Store, bundle_of
 from ..store.documents import parse_document
 from ..timeline import build_timeline_result
 from . import api_tokens
+from .assessor import Assessor
 from .bodies import DICOM_TYPES, FHIR_TYPES, Part, multipart_related, read_body, single
 from .stow import store_instances_response
 from .config import ConfigError, Settings
@@ -42,28 +44,30 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         raise ConfigError("no API tokens configured: set OLIGO_API_TOKENS (or allow_anonymous = true on a "
                           "closed network)")
     limits = settings.read_limits()
-    store = store or Store.open(settings.database, preset=settings.preset,
-                                delivery_target=settings.ehr_base_url or None, limits=limits)
+    store = store or Store.open(settings.database, **settings.store_options())
     deliverer = Deliverer(store, settings) if settings.ehr_base_url else None
+    assessor = Assessor(store, settings, on_delivery=deliverer.wake if deliverer else None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        if deliverer:
-            deliverer.start()
+        for worker in (assessor, deliverer):
+            if worker:
+                worker.start()
         yield
-        if deliverer:
-            deliverer.stop()
+        for worker in (assessor, deliverer):
+            if worker:
+                worker.stop()
         store.close()
 
     app = FastAPI(title="oligo-adapter", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None,
                   redoc_url=None,
                   description="DICOM SR (TID 1500) and FHIR lesion measurements in, oligo/polyprogression "
                               "FHIR DiagnosticReport out.")
-    app.state.store, app.state.deliverer = store, deliverer
+    app.state.store, app.state.deliverer, app.state.assessor = store, deliverer, assessor
     _error_handlers(app)
 
     def require(scope: str):
-        def check(request: Request) -> None:
+        async def check(request: Request) -> None:  # no I/O: async, so no hop to the thread pool
             if not tokens:
                 return
             scheme, _, presented = (request.headers.get("authorization") or "").partition(" ")
@@ -99,9 +103,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             except InputError as exc:
                 rejected.append((part.label, exc.reason))
                 continue
-            stored.append(result.to_dict())
-        if deliverer and any(r["deliveries"] for r in stored):
-            deliverer.wake()
+            stored.append(with_links(result.to_dict()))
+        if any(r["assessment"] == "queued" for r in stored):
+            assessor.wake()
         return stored, rejected
 
     async def ingest_one(request: Request, accepted: tuple[str, ...]) -> JSONResponse:
@@ -115,19 +119,20 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def health():
         try:
             counts = await run_in_threadpool(store.counts)
+            waiting = await run_in_threadpool(store.queue_state)
         except Exception as exc:  # the database is down: say so, with 503
             log.warning("health: database unreachable: %s", exc)
             raise ServiceError(503, "the database cannot be reached") from None
         return {"status": "ok", "version": __version__, "database": store.dialect,
-                "delivery": bool(deliverer), "counts": counts}
+                "delivery": bool(deliverer), "counts": counts, "assessment_queue": waiting}
 
     @app.post("/dicom", status_code=201, dependencies=[writer],
-              summary="Store one SR (application/dicom or application/dicom+json) and reassess its patient")
+              summary="Store one SR (application/dicom or application/dicom+json); its patient is assessed soon")
     async def post_dicom(request: Request):
         return await ingest_one(request, DICOM_TYPES)
 
     @app.post("/fhir", status_code=201, dependencies=[writer],
-              summary="Store FHIR Observations (a resource, a Bundle or NDJSON) and reassess their patients")
+              summary="Store FHIR Observations (a resource, a Bundle or NDJSON); their patients are assessed soon")
     async def post_fhir(request: Request):
         return await ingest_one(request, FHIR_TYPES)
 
@@ -158,10 +163,17 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             parts = [single(request, data, DICOM_TYPES + FHIR_TYPES)]
         return JSONResponse(await run_in_threadpool(_assess_parts, parts, preset, limits), media_type=FHIR_JSON)
 
+    async def latest(patient_id: str, issuer: str | None):
+        """The newest assessment, made first if the patient is queued (a POST then a GET sees the POST)."""
+        try:
+            return await run_in_threadpool(store.latest_assessment, patient_id, issuer)
+        except AssessmentFailed as exc:
+            raise ServiceError(500, str(exc)) from None
+
     @app.get("/patients/{patient_id}/assessment", dependencies=[reader],
              summary="The latest assessment of a patient as a FHIR transaction Bundle")
     async def get_assessment(patient_id: str, issuer: str | None = None):
-        stored = await run_in_threadpool(store.latest_assessment, patient_id, issuer)
+        stored = await latest(patient_id, issuer)
         if stored is None:
             raise ServiceError(404, f"no assessment of patient {patient_id!r} is stored")
         if stored.bundle is None:
@@ -172,7 +184,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.get("/patients/{patient_id}/assessment/summary", dependencies=[reader],
              summary="The latest assessment of a patient in the JSON shape of `oligo assess --json`")
     async def get_summary(patient_id: str, issuer: str | None = None):
-        stored = await run_in_threadpool(store.latest_assessment, patient_id, issuer)
+        stored = await latest(patient_id, issuer)
         if stored is None:
             raise ServiceError(404, f"no assessment of patient {patient_id!r} is stored")
         return {"assessment_id": stored.id, "created_at": stored.created_at.isoformat() + "Z",
@@ -195,6 +207,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         return delivery
 
     return app
+
+
+def with_links(result: dict) -> dict:
+    """The ingest result with the path of each queued patient's assessment (GET it to wait for it)."""
+    for patient in result["patients"]:
+        query = f"?{urlencode({'issuer': patient['issuer']})}" if patient["issuer"] else ""
+        patient["assessment_url"] = f"/patients/{quote(patient['patient_id'], safe='')}/assessment{query}"
+    return result
 
 
 def _assess_parts(parts: list[Part], preset: str, limits) -> dict:

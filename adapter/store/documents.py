@@ -63,10 +63,11 @@ def parse_document(data: bytes, *, label: str, media_type: str | None = None,
     return ParsedDocument(kind, hashlib.sha256(data).hexdigest(), reports)
 
 
-def report_digest(report: Report) -> str:
-    """A content hash of the normalised report: the same report sent again, in any encoding, has the same."""
+def canonical(report: Report) -> tuple[str, str]:
+    """The normalised report as canonical JSON text, and its SHA-256: the same report sent again, in any
+    encoding, has the same. The text is what the store keeps, so it is made once."""
     text = json.dumps(report.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def patient_key(report: Report) -> tuple[str, str]:

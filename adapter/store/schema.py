@@ -2,7 +2,8 @@
 the application's view of them and the migrations' `target_metadata`.
 
 Times are naive UTC. Received documents are kept byte for byte; rows are only ever added, except the
-`current` flag of a report replaced by a newer version and the bookkeeping columns of the outbox.
+`current` flag of a report replaced by a newer version, the bookkeeping columns of the outbox, and the
+assessment queue, whose rows come and go.
 """
 
 from __future__ import annotations
@@ -96,3 +97,28 @@ class Delivery(Base):
                 "attempts": self.attempts, "next_attempt_at": iso(self.next_attempt_at),
                 "last_status": self.last_status, "last_error": self.last_error,
                 "created_at": iso(self.created_at), "delivered_at": iso(self.delivered_at)}
+
+
+class QueuedPatient(Base):
+    """The assessment queue: one row per patient whose reports changed since the patient was last
+    assessed. Ingest upserts it (`generation` + 1) in the transaction that stores the reports; the
+    assessor deletes it in the transaction that stores the assessment, only if `generation` is still the
+    one it read (else the patient changed meanwhile and is assessed again). `preset` and
+    `delivery_target` are the ingesting process's, so whichever process assesses does what it asked."""
+
+    __tablename__ = "assessment_queue"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "patient_issuer", name="uq_assessment_queue_patient"),
+        Index("ix_assessment_queue_due", "lease_until", "queued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(Text)
+    patient_issuer: Mapped[str] = mapped_column(Text)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    preset: Mapped[str] = mapped_column(String(100))
+    delivery_target: Mapped[str | None] = mapped_column(Text, nullable=True)
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime)  # the latest change
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # claimed, or waiting to retry
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed assessments since the last success
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # the exception class; no message
