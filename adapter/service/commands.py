@@ -108,6 +108,14 @@ def deliveries(settings: Settings, status: str | None, as_json: bool, retry: lis
     return EXIT_USAGE if missing else EXIT_OK
 
 
+def _log_at_info() -> None:
+    """The service's own INFO lines; libraries only from WARNING (alembic 1.20 logs its plugins at INFO
+    on every start, which would bury the one line that says the database cannot be opened)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "pynetdicom"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 SETTINGS_VARIABLE = "OLIGO_SERVE_SETTINGS"  # how `oligo serve --workers N` hands its settings to the processes
 
 
@@ -116,7 +124,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
     app (and its own assessment and delivery workers: the store's leases share the work out)."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_at_info()
     store = open_store(settings)  # fails here, with one line, if the database cannot be opened
     tls = {"ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile} if settings.tls_certfile else {}
     options = dict(host=host, port=port, log_level="info", access_log=False,
@@ -136,7 +144,7 @@ def app_from_environment():
     """The app of one `oligo serve --workers N` process."""
     from .http import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_at_info()
     return create_app(Settings(**json.loads(os.environ[SETTINGS_VARIABLE])))
 
 
@@ -150,8 +158,7 @@ def listen(settings: Settings, host: str, port: int) -> int:
     from .delivery import Deliverer
     from .dimse import Listener, ListenerOptions, serve_until
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    _log_at_info()
     store = open_store(settings)
     deliverer = Deliverer(store, settings) if settings.ehr_base_url else None
     assessor = Assessor(store, settings, on_delivery=deliverer.wake if deliverer else None)
