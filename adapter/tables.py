@@ -189,8 +189,12 @@ def _tracking() -> tuple[list[tuple[IdentifierKind, re.Pattern]], frozenset[str]
     return rules, frozenset(data["free_text_label_codes"])
 
 
-@lru_cache(maxsize=4096)
 def identifier_kind(text: str) -> IdentifierKind:
+    return _identifier_kind(text) if len(text) <= 256 else _identifier_kind.__wrapped__(text)  # no long text held
+
+
+@lru_cache(maxsize=4096)
+def _identifier_kind(text: str) -> IdentifierKind:
     stripped = text.strip()
     for kind, pattern in _tracking()[0]:
         if pattern.fullmatch(stripped):

@@ -114,3 +114,18 @@ def test_iso_2022_goes_to_pydicom():
         dicom_fast.parse(data)
     auto, via_pydicom = both(data)
     assert auto == via_pydicom
+
+
+def test_long_free_text_is_not_held_by_the_decode_cache():
+    """Decoded values are cached, but not long ones: a stream of files with long texts must not fill
+    memory through the cache."""
+    def growth(name: str) -> int:  # how many values reading one file adds to the cache
+        before = dicom_fast.decode.cache_info().currsize
+        report = adapter.read_sr(g.to_bytes(simple_sr(name=name)))
+        assert report.findings[0].tracking_identifier == name
+        return dicom_fast.decode.cache_info().currsize - before
+
+    dicom_fast.clear_caches()
+    growth("a" * 5000)  # the values every file shares
+    long_text, short_text = growth("b" * 5000), growth("c" * 50)  # then each file's own UIDs, and its name
+    assert short_text == long_text + 1

@@ -313,6 +313,8 @@ def decode(vr: bytes, raw: bytes, encoding: str):
     """Bytes -> the Python value the walker expects (strings stripped as pydicom strips them).
 
     Cached: an SR repeats the same few hundred codes, meanings and relationship types many times.
+    sr_items.value_of passes values over 1,024 bytes (free text) to the uncached `decode.__wrapped__`,
+    so that no file can fill memory through the cache.
     """
     if vr == b"FD":
         if len(raw) != 8:

@@ -22,11 +22,13 @@ from .dicom_fast import FastDataset, NeedsPydicom, decode
 
 def value_of(ds: Dataset | FastDataset, key: int):
     """`ds[key].value` (key: a tag from dicom_tags), or None when absent; a FastDataset value is decoded
-    on first use."""
+    on first use (through the decode cache unless it is long: a hostile file must not fill memory)."""
     if type(ds) is FastDataset:
         entry = ds.get(key)
         if entry is None or type(entry) is list:
             return entry
+        if len(entry[1]) > 1024:  # free text: decoded each time, not held by the decode cache (see decode)
+            return decode.__wrapped__(entry[0], entry[1], ds.encoding)
         return decode(entry[0], entry[1], ds.encoding)
     try:
         return ds[key].value
@@ -55,40 +57,45 @@ def code_of(sequence) -> Code | None:
     if not sequence:
         return None
     item = sequence[0]
-    if type(item) is FastDataset:
-        if item.code is None:  # not worked out yet (or no code, worked out again: rare)
-            try:
-                item.code = _fast_code(item.get(tag.CODE_VALUE), item.get(tag.LONG_CODE_VALUE),
-                                       item.get(tag.URN_CODE_VALUE), item.get(tag.CODING_SCHEME_DESIGNATOR),
-                                       item.get(tag.CODE_MEANING), item.encoding)
-            except TypeError:  # an element holding a sequence: not a code the fast path reads
-                raise NeedsPydicom("a code element holding a sequence") from None
-        return item.code
+    if type(item) is not FastDataset:
+        return _code(item)
+    if item.code is None:  # not worked out yet (or no code, worked out again: rare)
+        long_value, urn_value = item.get(tag.LONG_CODE_VALUE), item.get(tag.URN_CODE_VALUE)
+        entries = (item.get(tag.CODE_VALUE), long_value, urn_value, item.get(tag.CODING_SCHEME_DESIGNATOR),
+                   item.get(tag.CODE_MEANING), item.encoding)
+        try:  # cached unless a value may be long (those two VRs have no length limit)
+            item.code = _fast_code(*entries) if long_value is None and urn_value is None else _code(item)
+        except TypeError:  # an element holding a sequence where text belongs: pydicom decides
+            raise NeedsPydicom("a code element holding a sequence") from None
+    return item.code
+
+
+def _code(item: Dataset | FastDataset) -> Code | None:
     value = _field(item, tag.CODE_VALUE) or _field(item, tag.LONG_CODE_VALUE) or _field(item, tag.URN_CODE_VALUE)
     if value is None:
         return None
-    return make_code(value, _field(item, tag.CODING_SCHEME_DESIGNATOR) or "", _field(item, tag.CODE_MEANING) or "")
+    scheme, meaning = _field(item, tag.CODING_SCHEME_DESIGNATOR) or "", _field(item, tag.CODE_MEANING) or ""
+    return tables.normalise_code(Code(value, scheme, meaning))
 
 
-def _field(item, key: int) -> str | None:
-    return clean_text(value_of(item, key))
+def _field(item: Dataset | FastDataset, key: int) -> str | None:
+    value = value_of(item, key)
+    if type(value) is list and type(item) is FastDataset:
+        raise TypeError("a sequence where text belongs")
+    return clean_text(value)
 
 
 @lru_cache(maxsize=8192)
 def _fast_code(value, long_value, urn_value, scheme, meaning, encoding: str) -> Code | None:
-    """code_of for the fast path, cached on the raw (VR, bytes) entries: an SR repeats its codes."""
+    """code_of for the fast path, cached on the raw (VR, bytes) entries: SRs repeat their codes, also
+    in items that are not shared."""
     def text(entry):
         return clean_text(decode(entry[0], entry[1], encoding)) if entry is not None else None
 
     code_value = text(value) or text(long_value) or text(urn_value)
     if code_value is None:
         return None
-    return make_code(code_value, text(scheme) or "", text(meaning) or "")
-
-
-@lru_cache(maxsize=4096)
-def make_code(value: str, scheme: str, meaning: str) -> Code:
-    return tables.normalise_code(Code(value, scheme, meaning))
+    return tables.normalise_code(Code(code_value, text(scheme) or "", text(meaning) or ""))
 
 
 def concept_of(item: Dataset | FastDataset) -> Code | None:
