@@ -30,6 +30,7 @@ from tests.service_support import (REPO, TOKEN, WRITE, FhirReceiver, Service, da
 DICOM = {"Content-Type": "application/dicom"}
 OLIGO, POLY = demo_patients()
 EHR = "http://127.0.0.1:9/fhir"  # never contacted: these tests only look at the outbox
+ONLY_READS_ASSESS = {"assessment_delay_seconds": 3600, "assessment_max_delay_seconds": 3600}  # the worker waits
 
 
 def six_time_points():
@@ -234,7 +235,7 @@ def test_two_processes_draining_at_once_assess_each_patient_once_per_change(stor
 
 def test_post_then_get_sees_the_post(database_url, tmp_path):  # noqa: F811
     series = make_series(OLIGO)
-    service = Service(database_url, tmp_path, assessment_delay_seconds=3600).start()  # only reads assess
+    service = Service(database_url, tmp_path, **ONLY_READS_ASSESS).start()
     try:
         with service.client() as client:
             for number, data in enumerate(series, start=1):
@@ -257,7 +258,7 @@ def test_a_serve_process_killed_before_assessing_assesses_and_delivers_once_afte
                                                                                            tmp_path):
     series = make_series(OLIGO)
     with FhirReceiver() as receiver:
-        service = Service(database_url, tmp_path, ehr_base_url=receiver.base, assessment_delay_seconds=3600,
+        service = Service(database_url, tmp_path, ehr_base_url=receiver.base, **ONLY_READS_ASSESS,
                           delivery_poll_seconds=0.2).start()
         try:
             with service.client() as client:
@@ -293,3 +294,46 @@ def test_queue_rows_carry_the_generation(store):
         (row,) = session.scalars(select(QueuedPatient)).all()
     assert (row.patient_id, row.patient_issuer, row.generation, row.delivery_target) == (
         OLIGO.patient_id, OLIGO.issuer, 2, EHR)
+
+
+def test_a_burst_of_reports_is_assessed_when_it_ends_or_after_the_maximum_delay(store):
+    from adapter.store import queue
+
+    store.ingest(make_series(OLIGO)[0], label="oligo.dcm")
+    store.ingest(make_series(POLY)[0], label="poly.dcm")
+    second = dt.timedelta(seconds=1)
+
+    def claim(now: dt.datetime):
+        with store.session() as session, session.begin():
+            found = queue.claim_due(session, now, settle_seconds=0.5, lease_seconds=60, max_delay_seconds=10)
+            if found:
+                queue.release(session, found)
+            return found and found.patient[0]
+
+    with store.session() as session:
+        oldest, newest = session.execute(select(func.min(QueuedPatient.queued_at),
+                                                func.max(QueuedPatient.queued_at))).one()
+    assert claim(newest + second / 5) is None  # reports still coming in: nobody is due yet
+    assert claim(newest + second * 0.6) == OLIGO.patient_id  # quiet: the longest waiting first
+    with store.session() as session, session.begin():
+        session.execute(QueuedPatient.__table__.update().where(QueuedPatient.patient_id == OLIGO.patient_id)
+                        .values(queued_at=oldest - 20 * second))
+    assert claim(newest + second / 5) == OLIGO.patient_id  # still coming in, but it waited past the maximum
+    with store.session() as session:
+        due, leased = queue.next_due(session, newest + second / 5, 0.5, 10)
+    assert due == oldest - 10 * second and leased is None
+
+
+def test_several_service_processes_share_the_port_and_the_queue(tmp_path):
+    series = make_series(OLIGO)
+    service = Service(str(tmp_path / "store.sqlite3"), tmp_path, workers=2).start()
+    try:
+        with service.client() as client:
+            for data in series:
+                assert client.post("/dicom", content=data, headers=DICOM).status_code == 201
+            summary = client.get(f"/patients/{OLIGO.patient_id}/assessment/summary")
+            wait_until(lambda: client.get("/health").json()["counts"]["assessment_queue"] == 0, "an empty queue")
+    finally:
+        service.stop()
+    assert summary.json()["patients"][0] == library_result(series)
+    assert "Started parent process" in service.output()  # uvicorn's supervisor of the worker processes

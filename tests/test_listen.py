@@ -44,7 +44,7 @@ def as_json(value) -> object:
 def listener(database_url, tmp_path):  # noqa: F811
     # the worker waits an hour: only reading a patient's assessment (read your writes) assesses it here
     running = ListenerProcess(database_url, tmp_path, "--allow-ae", "STORESCU", "--allow-ae", "ROUTER",
-                              assessment_delay_seconds=3600).start()
+                              assessment_delay_seconds=3600, assessment_max_delay_seconds=3600).start()
     yield running
     assert running.stop() == 0, running.output()
 

@@ -44,7 +44,7 @@ def service(database_url, tmp_path):  # noqa: F811
 def test_ingest_serve_and_resend(database_url, tmp_path):  # noqa: F811
     series = make_series(OLIGO)
     # the worker waits an hour: only reading the assessment (read your writes) makes it here
-    service = Service(database_url, tmp_path, assessment_delay_seconds=3600).start()
+    service = Service(database_url, tmp_path, assessment_delay_seconds=3600, assessment_max_delay_seconds=3600).start()
     try:
         with service.client() as client:
             first = client.post("/dicom", content=series[0], headers=DICOM)

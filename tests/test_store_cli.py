@@ -23,9 +23,12 @@ def test_ingest_then_assess_from_the_store(database_url, tmp_path):  # noqa: F81
     first = run("ingest", str(tmp_path / "in"), "--database", database_url)
     assert first.exit_code == 0, first.output
     assert first.stdout.count(": stored") == 3
+    # the three SRs of one patient are assessed once, after the last is stored, before the command ends
+    assert first.stdout.splitlines()[-1] == "1 patient(s) assessed: 1 new assessment(s)"
     again = run("ingest", str(tmp_path / "in"), "--database", database_url, "--json")
     assert again.exit_code == 0
     assert [r["status"] for r in json.loads(again.stdout)["results"]] == ["unchanged"] * 3
+    assert json.loads(again.stdout)["assessed"] == []
 
     stored = run("assess", "--database", database_url, "--patient", OLIGO.patient_id, "--json")
     direct = run("assess", *map(str, paths), "--json")

@@ -5,14 +5,10 @@ processes sharing the store queue patients too). A patient is taken once no repo
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import func, select
-
-from ..store import Store
-from ..store.schema import QueuedPatient
+from ..store import Store, queue
 from ..store.store import utcnow
 from .config import Settings
 from .worker import Worker
@@ -41,7 +37,9 @@ class Assessor(Worker):
 
     def run_once(self) -> int:
         """Assess every patient that is due now; how many were assessed (failures included)."""
-        done = self.store.drain(settle_seconds=self.settings.assessment_delay_seconds, should_stop=self._stop.is_set)
+        done = self.store.drain(settle_seconds=self.settings.assessment_delay_seconds,
+                                max_delay_seconds=self.settings.assessment_max_delay_seconds,
+                                should_stop=self._stop.is_set)
         made = sum(1 for a in done if a.assessment_id)
         if made:
             log.info("%d patient(s) assessed, %d new assessment(s)", len(done), made)
@@ -50,14 +48,14 @@ class Assessor(Worker):
         return len(done)
 
     def next_wait(self) -> float:
-        """Until the next queued patient is due (quiet long enough, not claimed), at most the poll interval."""
-        settle = dt.timedelta(seconds=self.settings.assessment_delay_seconds)
+        """Until the next queued patient is due or a lease runs out, at most the poll interval."""
         self._expecting = False  # before reading the queue: an ingest committed after the read wakes us
+        now = utcnow()
         with self.store.session() as session:
-            quiet = session.scalar(select(func.min(QueuedPatient.queued_at)).where(QueuedPatient.lease_until.is_(None)))
-            leased = session.scalar(select(func.min(QueuedPatient.lease_until)))
-        due = [at for at in (quiet and quiet + settle, leased) if at is not None]
-        if not due:
+            due, leased = queue.next_due(session, now, self.settings.assessment_delay_seconds,
+                                         self.settings.assessment_max_delay_seconds)
+        self._expecting = due is not None
+        times = [at for at in (due, leased) if at is not None]
+        if not times:
             return self.poll_seconds
-        self._expecting = quiet is not None
-        return min(self.poll_seconds, max(0.05, (min(due) - utcnow()).total_seconds()))
+        return min(self.poll_seconds, max(0.05, (min(times) - now).total_seconds()))

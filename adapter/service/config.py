@@ -53,6 +53,7 @@ class Settings:
     delivery_timeout_seconds: float = 30.0
     delivery_lease_seconds: float = 120.0
     assessment_delay_seconds: float = 0.5  # a patient is assessed once no report of it arrived for this long
+    assessment_max_delay_seconds: float = 10.0  # ... but while reports keep coming, it waits at most this long
     assessment_poll_seconds: float = 5.0
     assessment_lease_seconds: float = 60.0  # a patient being assessed is that process's for this long
     assessment_retry_seconds: float = 30.0  # a failed assessment is tried again after this, doubling to an hour
@@ -98,8 +99,10 @@ class Settings:
                      "assessment_lease_seconds", "assessment_retry_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: must be positive")
-        if self.assessment_delay_seconds < 0:
-            raise ConfigError(f"assessment_delay_seconds = {self.assessment_delay_seconds!r}: must not be negative")
+        if not 0 <= self.assessment_delay_seconds <= self.assessment_max_delay_seconds:
+            raise ConfigError(f"assessment_delay_seconds = {self.assessment_delay_seconds!r} and "
+                              f"assessment_max_delay_seconds = {self.assessment_max_delay_seconds!r}: need "
+                              "0 <= delay <= maximum delay")
         if bool(self.tls_certfile) != bool(self.tls_keyfile):
             raise ConfigError("tls_certfile and tls_keyfile go together: set both for HTTPS, or neither")
         self._check_listener()

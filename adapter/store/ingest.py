@@ -7,8 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, Text, bindparam, cast, insert, select, type_coerce, update
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, Connection, Text, bindparam, cast, insert, select, type_coerce, update
 
 from . import queue
 from .documents import ParsedDocument, canonical, patient_key
@@ -35,9 +34,8 @@ class Stored:
     queued: tuple[tuple[str, str], ...]
 
 
-def store_document(session: Session, parsed: ParsedDocument, data: bytes, label: str, media_type: str | None,
-                   preset: str, delivery_target: str | None, now: dt.datetime) -> Stored:
-    connection = session.connection()
+def store_document(connection: Connection, parsed: ParsedDocument, data: bytes, label: str,
+                   media_type: str | None, preset: str, delivery_target: str | None, now: dt.datetime) -> Stored:
     incoming = [(report, *canonical(report)) for report in parsed.reports]
     versions: dict[str, list] = {}
     for row in connection.execute(VERSIONS, {"source_ids": sorted({r.source_id for r, *_ in incoming})}):
@@ -76,5 +74,5 @@ def store_document(session: Session, parsed: ParsedDocument, data: bytes, label:
         connection.execute(SET_CURRENT, flags)
     if added:
         connection.execute(ADD_REPORT[connection.dialect.name], added)
-    queue.enqueue(session, patients, preset, delivery_target, now)
+    queue.enqueue(connection, patients, preset, delivery_target, now)
     return Stored("stored", document_id, tuple(outcomes), tuple(sorted(patients)))

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import DateTime, bindparam, or_, select, text
+from sqlalchemy import Connection, DateTime, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from ..logsafe import describe_failure
@@ -77,26 +77,60 @@ UPSERT = text("""
 """).bindparams(bindparam("queued_at", type_=DateTime))
 
 
-def enqueue(session: Session, patients: Iterable[tuple[str, str]], preset: str, delivery_target: str | None,
+def enqueue(connection: Connection, patients: Iterable[tuple[str, str]], preset: str, delivery_target: str | None,
             now: dt.datetime) -> None:
     """Upsert one row per patient; a row already there gets generation + 1 (assess again)."""
     rows = [{"patient_id": p[0], "patient_issuer": p[1], "preset": preset, "delivery_target": delivery_target,
              "queued_at": now} for p in sorted(patients)]
     if rows:
-        session.connection().execute(UPSERT, rows)
+        connection.execute(UPSERT, rows)
 
 
-def claim_due(session: Session, now: dt.datetime, settle_seconds: float, lease_seconds: float) -> Claim | None:
-    """The longest-waiting row not leased and quiet for `settle_seconds`, leased to the caller."""
+def claim_due(session: Session, now: dt.datetime, settle_seconds: float, lease_seconds: float,
+              max_delay_seconds: float | None = None) -> Claim | None:
+    """The longest-waiting row that is due (see `due_cutoff`) and not leased, leased to the caller."""
+    cutoff = due_cutoff(session, now, settle_seconds, max_delay_seconds)
     row = session.scalar(
-        select(QueuedPatient)
-        .where(or_(QueuedPatient.lease_until.is_(None), QueuedPatient.lease_until < now),
-               QueuedPatient.queued_at <= now - dt.timedelta(seconds=settle_seconds))
+        select(QueuedPatient).where(_free(now), QueuedPatient.queued_at <= cutoff)
         .order_by(QueuedPatient.queued_at, QueuedPatient.id).limit(1).with_for_update(skip_locked=True))
     if row is None:
         return None
     row.lease_until = now + dt.timedelta(seconds=lease_seconds)
     return claim_of(row)
+
+
+def due_cutoff(session: Session, now: dt.datetime, settle_seconds: float,
+               max_delay_seconds: float | None) -> dt.datetime:
+    """Rows queued up to this time are due. A patient is due once no report of it came for
+    `settle_seconds` (its reports arriving together give one assessment); while reports of any patient
+    keep coming (one queued within `settle_seconds`), only patients waiting `max_delay_seconds` are: a
+    burst of ingests keeps the CPU and is assessed when it ends, or after the maximum delay."""
+    settled = now - dt.timedelta(seconds=settle_seconds)
+    if max_delay_seconds is None:
+        return settled
+    newest = session.scalar(select(func.max(QueuedPatient.queued_at)))
+    if newest is None or newest <= settled:
+        return settled
+    return min(settled, now - dt.timedelta(seconds=max_delay_seconds))
+
+
+def next_due(session: Session, now: dt.datetime, settle_seconds: float,
+             max_delay_seconds: float | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(when the first free row becomes due, when the first lease runs out), None for none."""
+    oldest = session.scalar(select(func.min(QueuedPatient.queued_at)).where(_free(now)))
+    leased = session.scalar(select(func.min(QueuedPatient.lease_until)).where(QueuedPatient.lease_until >= now))
+    if oldest is None:
+        return None, leased
+    settled = oldest + dt.timedelta(seconds=settle_seconds)
+    if max_delay_seconds is None:
+        return settled, leased
+    newest = session.scalar(select(func.max(QueuedPatient.queued_at)))
+    quiet = newest + dt.timedelta(seconds=settle_seconds)
+    return max(settled, min(quiet, oldest + dt.timedelta(seconds=max_delay_seconds))), leased
+
+
+def _free(now: dt.datetime):
+    return or_(QueuedPatient.lease_until.is_(None), QueuedPatient.lease_until < now)
 
 
 def claim_patient(session: Session, patient_id: str, issuer: str | None, now: dt.datetime,

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..assess import DEFAULT_PRESET, PatientAssessment, assess_timelines, preset_names
@@ -30,7 +30,7 @@ from ..timeline import build_timeline_result
 from . import queue
 from .bundle import bundle_of
 from .database import SQLITE_SYNCHRONOUS, create_store_engine, describe_url, migrate
-from .documents import ParsedDocument, parse_document, patient_key
+from .documents import parse_document, patient_key
 from .ingest import store_document
 from .queue import Assessed, AssessmentFailed, Claim
 from .schema import Delivery, Document, QueuedPatient, StoredAssessment, StoredReport
@@ -130,10 +130,12 @@ class Store:
     def ingest(self, data: bytes, *, label: str, media_type: str | None = None) -> IngestResult:
         """Store one document and queue the patients it changes; InputError leaves the store as it was."""
         parsed = parse_document(data, label=label, media_type=media_type, limits=self.limits)
-        with self.session() as session, session.begin():
-            self._lock(session, {patient_lock(patient_key(r)) for r in parsed.reports}
+        with self.engine.begin() as connection:  # Core, not an ORM session: this runs on every request
+            self._lock(connection, {patient_lock(patient_key(r)) for r in parsed.reports}
                        | {f"report:{r.source_id}" for r in parsed.reports})
-            result = self._ingest_locked(session, parsed, data, label, media_type)
+            stored = store_document(connection, parsed, data, label, media_type, self.preset, self.delivery_target,
+                                    utcnow())
+        result = IngestResult(label, stored.status, stored.document_id, stored.reports, queued=stored.queued)
         if self.assess_inline and result.queued:
             done = [self._assess(claim) for claim in self._claim_patients(result.queued)]
             _raise_failures(result.queued[0][0], done)
@@ -142,26 +144,22 @@ class Store:
                 deliveries=tuple(a.delivery_id for a in done if a.delivery_id))
         return result
 
-    def _lock(self, session: Session, keys: Iterable[str]) -> None:
+    def _lock(self, connection: Session | Connection, keys: Iterable[str]) -> None:
         if self.dialect == "postgresql":  # sorted, so two writers never wait on each other in a cycle
             for key in sorted(keys):
-                session.execute(select(func.pg_advisory_xact_lock(lock_key(key))))
-
-    def _ingest_locked(self, session: Session, parsed: ParsedDocument, data: bytes, label: str,
-                       media_type: str | None) -> IngestResult:
-        stored = store_document(session, parsed, data, label, media_type, self.preset, self.delivery_target,
-                                utcnow())
-        return IngestResult(label, stored.status, stored.document_id, stored.reports, queued=stored.queued)
+                connection.execute(select(func.pg_advisory_xact_lock(lock_key(key))))
 
     # --- assessing queued patients -----------------------------------------------------------------
 
-    def drain(self, *, settle_seconds: float = 0.0, should_stop: Callable[[], bool] = lambda: False) -> list[Assessed]:
-        """Assess every queued patient that no other process is assessing and that had no new report in
-        the last `settle_seconds`; one entry per patient assessed (failures included: they stay queued)."""
+    def drain(self, *, settle_seconds: float = 0.0, max_delay_seconds: float | None = None,
+              should_stop: Callable[[], bool] = lambda: False) -> list[Assessed]:
+        """Assess every queued patient that is due (queue.due_cutoff: no new report of it for
+        `settle_seconds`; with `max_delay_seconds`, none of anyone either, or it waited that long) and
+        that no other process is assessing; one entry per patient (failures included: they stay queued)."""
         done = []
         while not should_stop():
             with self.session() as session, session.begin():
-                claim = queue.claim_due(session, utcnow(), settle_seconds, self.lease_seconds)
+                claim = queue.claim_due(session, utcnow(), settle_seconds, self.lease_seconds, max_delay_seconds)
             if claim is None:
                 break
             done.append(self._assess(claim))
@@ -234,7 +232,8 @@ class Store:
             session.flush()
         return Assessed(claim.patient, stored.id, delivery.id if delivery else None, entry_id=claim.entry_id)
 
-    def _assess_documents(self, bodies: list[Document], rows: list[StoredReport], preset: str) -> PatientAssessment | None:
+    def _assess_documents(self, bodies: list[Document], rows: list[StoredReport],
+                          preset: str) -> PatientAssessment | None:
         placed = build_timeline_result(_reports_of(bodies, rows))
         results = assess_timelines(placed.timelines, preset)
         return results[0] if results else None
