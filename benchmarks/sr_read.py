@@ -12,7 +12,8 @@ SR read cold.
 Timings on a shared machine are noisy; instruction counts are not. `--instructions` runs a fixed
 workload under valgrind's callgrind (200 8-lesion SRs read in turn after one warm-up pass, and the
 radiomics SR read cold) and prints the instructions of one pass: the count of two passes minus that
-of one, so start-up and imports cancel out.
+of one, so start-up and imports cancel out. The cycle collector is off in that workload: its runs fall
+at different points from run to run and move the count by up to 10 % (it takes a few % of the time).
 
     python -m benchmarks.sr_read --instructions
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import io
 import os
 import re
@@ -191,6 +193,7 @@ def report_rates(ours: float, baselines: list[tuple[str, float]]) -> None:
 
 def fixed_workload(workload: str, inputs: Path | None, passes: int) -> None:
     """What --instructions counts: a warm-up read of everything, then `passes` passes."""
+    gc.disable()
     if workload == "archive":
         archive = [path.read_bytes() for path in sorted(inputs.glob("*.dcm"))]
         for data in archive:
