@@ -23,6 +23,7 @@ class Part:
     label: str
     media_type: str
     data: bytes
+    parsed_json: object = None  # a JSON body as checked here, so the DICOM JSON reader need not parse it again
 
 
 def media_type(content_type: str | None) -> str:
@@ -58,12 +59,13 @@ def single(request: Request, data: bytes, accepted: tuple[str, ...]) -> Part:
     if kind not in accepted:
         shown = kind or "a body without Content-Type"
         raise ServiceError(415, f"{request.url.path} takes {', '.join(accepted)}, not {shown}")
+    parsed = None
     if kind in JSON_TYPES:
         try:
-            json.loads(data)
+            parsed = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ServiceError(400, f"{request.url.path} body: not valid JSON ({exc})") from None
-    return Part(f"{request.url.path} body", kind, data)
+    return Part(f"{request.url.path} body", kind, data, parsed)
 
 
 def multipart_related(request: Request, data: bytes) -> list[Part]:

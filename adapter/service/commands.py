@@ -124,14 +124,14 @@ def serve(settings: Settings, host: str, port: int) -> int:
     app (and its own assessment and delivery workers: the store's leases share the work out)."""
     import uvicorn
 
+    from .http import create_app
+
     _log_at_info()
     store = open_store(settings)  # fails here, with one line, if the database cannot be opened
     tls = {"ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile} if settings.tls_certfile else {}
     options = dict(host=host, port=port, log_level="info", access_log=False,
                    timeout_keep_alive=settings.keep_alive_seconds, **tls)
     if settings.workers == 1:
-        from .http import create_app
-
         uvicorn.run(create_app(settings, store), **options)
         return EXIT_OK
     store.close()
@@ -142,7 +142,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
 
 def app_from_environment():
     """The app of one `oligo serve --workers N` process."""
-    from .http import create_app
+    from .http import create_app  # before logging is set up, as in serve()
 
     _log_at_info()
     return create_app(Settings(**json.loads(os.environ[SETTINGS_VARIABLE])))

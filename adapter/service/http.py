@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, Request
@@ -98,8 +99,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
                 rejected.append((part.label, f"media type {part.media_type} is not DICOM or FHIR"))
                 continue
             try:
-                result = await run_in_threadpool(store.ingest, part.data, label=part.label,
-                                                 media_type=part.media_type)
+                result = await run_in_threadpool(partial(store.ingest, part.data, label=part.label,
+                                                         media_type=part.media_type, parsed_json=part.parsed_json))
             except InputError as exc:
                 rejected.append((part.label, exc.reason))
                 continue
@@ -165,10 +166,13 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     async def latest(patient_id: str, issuer: str | None):
         """The newest assessment, made first if the patient is queued (a POST then a GET sees the POST)."""
-        try:
-            return await run_in_threadpool(store.latest_assessment, patient_id, issuer)
-        except AssessmentFailed as exc:
-            raise ServiceError(500, str(exc)) from None
+        done = await run_in_threadpool(store.assess_now, patient_id, issuer)
+        if deliverer and any(a.delivery_id for a in done):
+            deliverer.wake()
+        failures = [a for a in done if a.error]
+        if failures:
+            raise ServiceError(500, str(AssessmentFailed(patient_id, failures)))
+        return await run_in_threadpool(partial(store.latest_assessment, patient_id, issuer, assess_queued=False))
 
     @app.get("/patients/{patient_id}/assessment", dependencies=[reader],
              summary="The latest assessment of a patient as a FHIR transaction Bundle")

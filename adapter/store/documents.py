@@ -44,14 +44,19 @@ def kind_of(data: bytes, media_type: str | None, label: str) -> str:
 
 
 def parse_document(data: bytes, *, label: str, media_type: str | None = None,
-                   limits: ReadLimits = DEFAULT_LIMITS) -> ParsedDocument:
+                   limits: ReadLimits = DEFAULT_LIMITS, parsed_json: object = None) -> ParsedDocument:
     """Read one document; InputError (naming `label` and the reason) when it gives no usable report or a
-    report without a patient id (it could never be placed on a patient's timeline)."""
+    report without a patient id (it could never be placed on a patient's timeline). `parsed_json`: the
+    bytes as the caller already parsed them, used for DICOM JSON (the FHIR reader parses numbers its own way)."""
     if not data:
         raise InputError(label, "is empty")
     kind = kind_of(data, media_type, label)
+    if isinstance(parsed_json, list) and len(parsed_json) == 1:
+        parsed_json = parsed_json[0]  # as the reader takes a one-dataset array
     if kind == FHIR:
         reports = tuple(read_fhir(data, name=label, limits=limits))
+    elif kind == DICOM_JSON and isinstance(parsed_json, dict):
+        reports = (read_sr(parsed_json, name=label, limits=limits),)
     else:
         reports = (read_sr(data, name=label, limits=limits),)
     if not reports:

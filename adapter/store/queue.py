@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, DateTime, bindparam, func, or_, select, text
+from sqlalchemy import Connection, DateTime, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ..logsafe import describe_failure
@@ -140,7 +140,8 @@ def claim_patient(session: Session, patient_id: str, issuer: str | None, now: dt
     query = select(QueuedPatient).where(QueuedPatient.patient_id == patient_id)
     if issuer is not None:
         query = query.where(QueuedPatient.patient_issuer == issuer)
-    rows = list(session.scalars(query.order_by(QueuedPatient.id)))
+    # FOR UPDATE (waiting, not skipping): a reader assessing the patient at the same moment goes first
+    rows = list(session.scalars(query.order_by(QueuedPatient.id).with_for_update()))
     for row in rows:
         row.lease_until = now + dt.timedelta(seconds=lease_seconds)
     return [claim_of(row) for row in rows]
@@ -158,10 +159,10 @@ def generation_of(session: Session, claim: Claim) -> int | None:
 def record_failure(session: Session, claim: Claim, exc: Exception, now: dt.datetime, retry_seconds: float,
                    retry_max_seconds: float) -> Assessed:
     """Keep the row, leased until the next try (doubling waits), with the error's class for operators."""
-    row = session.get(QueuedPatient, claim.entry_id)
+    row = session.scalar(select(QueuedPatient).where(QueuedPatient.id == claim.entry_id).with_for_update())
     error = exc.__class__.__name__
     wait = retry_seconds
-    if row is not None:
+    if row is not None:  # None: another process assessed the patient meanwhile
         row.attempts += 1
         row.last_error = error
         wait = min(retry_max_seconds, retry_seconds * 2 ** (row.attempts - 1))
@@ -173,6 +174,4 @@ def record_failure(session: Session, claim: Claim, exc: Exception, now: dt.datet
 
 def release(session: Session, claim: Claim) -> None:
     """Give the row back (the patient changed while it was assessed): the next claim assesses it again."""
-    row = session.get(QueuedPatient, claim.entry_id)
-    if row is not None:
-        row.lease_until = None
+    session.execute(update(QueuedPatient).where(QueuedPatient.id == claim.entry_id).values(lease_until=None))

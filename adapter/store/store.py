@@ -127,9 +127,11 @@ class Store:
 
     # --- ingest ------------------------------------------------------------------------------------
 
-    def ingest(self, data: bytes, *, label: str, media_type: str | None = None) -> IngestResult:
-        """Store one document and queue the patients it changes; InputError leaves the store as it was."""
-        parsed = parse_document(data, label=label, media_type=media_type, limits=self.limits)
+    def ingest(self, data: bytes, *, label: str, media_type: str | None = None,
+               parsed_json: object = None) -> IngestResult:
+        """Store one document and queue the patients it changes; InputError leaves the store as it was.
+        `parsed_json`: `data` already parsed as JSON by the caller (spares the DICOM JSON reader a parse)."""
+        parsed = parse_document(data, label=label, media_type=media_type, limits=self.limits, parsed_json=parsed_json)
         with self.engine.begin() as connection:  # Core, not an ORM session: this runs on every request
             self._lock(connection, {patient_lock(patient_key(r)) for r in parsed.reports}
                        | {f"report:{r.source_id}" for r in parsed.reports})
