@@ -29,9 +29,12 @@ demo: $(STAMP)
 # pytest exits 5 when it collects no test: that fails the target, with a plain message.
 # The store and service tests need PostgreSQL: scripts/ensure-postgres.sh starts (or installs) it.
 # The listener and Orthanc tests need DCMTK and Orthanc: scripts/ensure-dicom-tools.sh installs them.
+# The EHR tests need Node.js, the test FHIR server's npm packages and the mCODE package:
+# scripts/ensure-fhir-server.sh installs them (tests/fhir_server/node_modules, cached).
 test: $(STAMP)
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-dicom-tools.sh
+	@scripts/ensure-fhir-server.sh
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 	@scripts/audit.sh
@@ -58,4 +61,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .hypothesis tests/fhir_server/node_modules tests/fhir_server/packages
