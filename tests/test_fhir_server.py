@@ -81,6 +81,18 @@ def test_server_names_what_it_creates(fhir_server):
         assert stored["id"] != "client-chosen" and stored["meta"]["versionId"] != "7"
 
 
+def test_conditional_create_with_if_none_exist(fhir_server):
+    """POST with If-None-Exist: created once (201), then the match is returned (200), nothing new."""
+    mrn = new_mrn()
+    with fhir_server.client() as client:
+        headers = {"If-None-Exist": f"identifier={MRN}|{mrn}"}
+        created = client.post("Patient", json=patient(mrn), headers=headers)
+        again = client.post("Patient", json=patient(mrn, family="Other"), headers=headers)
+        assert (created.status_code, again.status_code) == (201, 200)
+        assert again.json() == created.json()
+        assert len(search(client, "Patient", identifier=f"{MRN}|{mrn}")) == 1
+
+
 def test_invalid_resource_refused_on_write(fhir_server):
     """The server validates what it stores against R4: an Observation without its required status."""
     with fhir_server.client() as client:
